@@ -1,0 +1,96 @@
+"""Developer and CI sessions. `bash scripts/run <session>` bootstraps nox and runs one."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import nox
+
+nox.options.sessions = ["lint", "imports", "typecheck", "tests"]
+nox.options.default_venv_backend = "venv"
+
+ROOT = Path(__file__).parent
+PACKAGES = ("packages/runtime-core", "packages/worker", "packages/domain-worker", "packages/runtime-bootstrap")
+TEST_DEPS = ("pytest>=8", "pytest-asyncio>=0.24", "hypothesis>=6", "import-linter>=2.1", "asyncpg>=0.29")
+
+
+def _install_project(session: nox.Session, *extra: str) -> None:
+    """Install the four distributions (editable) plus ``extra`` requirements."""
+    args: list[str] = ["-e", "packages/runtime-core[postgres]"]
+    for package in PACKAGES[1:]:
+        args += ["-e", package]
+    session.install(*args, *extra)
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Run the whole test suite against a real Temporal dev server, SQLite and (in CI) PostgreSQL."""
+    _install_project(session, *TEST_DEPS)
+    session.run("pytest", "tests", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """Ruff over every package, the tests and this file."""
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", "packages", "tests", "noxfile.py", *session.posargs)
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """Mypy, strict on runtime-core."""
+    _install_project(session, "mypy>=1.11")
+    session.run("mypy", "--strict", "packages/runtime-core/src/runtime_core", *session.posargs)
+
+
+@nox.session
+def imports(session: nox.Session) -> None:
+    """Check the architecture contracts of importlinter.cfg."""
+    _install_project(session, "import-linter>=2.1")
+    session.run("lint-imports", "importlinter.cfg")
+
+
+@nox.session
+def build(session: nox.Session) -> None:
+    """Build the four wheels; install runtime-core's wheel alone in a fresh venv and import it."""
+    session.install("build>=1.2")
+    dist = ROOT / "dist"
+    shutil.rmtree(dist, ignore_errors=True)
+    for package in PACKAGES:
+        session.run("python", "-m", "build", "--wheel", "--outdir", str(dist), package)
+    wheels = sorted(p.name for p in dist.glob("*.whl"))
+    session.log(f"built: {', '.join(wheels)}")
+    if len(wheels) != len(PACKAGES):
+        session.error(f"expected {len(PACKAGES)} wheels, got {wheels}")
+    core = next(dist.glob("runtime_core-*.whl"))
+    with tempfile.TemporaryDirectory() as tmp:
+        venv = Path(tmp) / "venv"
+        session.run("python", "-m", "venv", str(venv))
+        py = str(venv / "bin" / "python")
+        session.run(py, "-m", "pip", "install", "-q", str(core), external=True)
+        session.run(
+            py,
+            "-c",
+            "import importlib.util, runtime_core.worker, runtime_core.launcher, runtime_core.publishing, runtime_core.persistence;"
+            "missing=[m for m in ('runtime_bootstrap','workflow_worker','domain_worker','click') if importlib.util.find_spec(m)];"
+            "assert not missing, missing; print('runtime-core alone imports fine')",
+            external=True,
+        )
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """Run the example workflows on the embedded stack (dev server, SQLite, in-process worker)."""
+    _install_project(session)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WFR_")}
+    session.run("wfr", "demo", "--examples", "docs/examples", env=env)
+
+
+@nox.session
+def dev(session: nox.Session) -> None:
+    """Start the embedded stack with the Temporal UI and keep it running."""
+    _install_project(session)
+    session.run("wfr", "dev", *session.posargs)

@@ -1,0 +1,3 @@
+from domain_worker import main
+
+main()

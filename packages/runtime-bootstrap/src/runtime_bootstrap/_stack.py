@@ -1,0 +1,108 @@
+"""The stack commands run against: embedded (dev server + SQLite + in-process worker) or external."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import tempfile
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from runtime_bootstrap._devserver import DevServer
+from runtime_bootstrap.settings import AppSettings
+from runtime_core.actions import ActionRegistry
+from runtime_core.launcher import Launcher
+from runtime_core.persistence import Database, upgrade
+from runtime_core.worker import build_authored_worker, connect_temporal
+
+__all__ = ["Stack", "open_stack"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Stack:
+    """A connected Temporal client, a migrated database and the action registry."""
+
+    client: Client
+    database: Database
+    registry: ActionRegistry
+    server: DevServer | None = None
+    worker: Worker | None = None
+
+    @property
+    def launcher(self) -> Launcher:
+        """A launcher on this stack."""
+        return Launcher(self.client, self.database)
+
+
+@contextlib.asynccontextmanager
+async def open_stack(
+    settings: AppSettings,
+    *,
+    database_url: str | None = None,
+    with_worker: bool = True,
+    ui: bool = False,
+    persist_dir: str | None = None,
+    registry: ActionRegistry | None = None,
+) -> AsyncIterator[Stack]:
+    """Open the stack the settings describe.
+
+    Args:
+        settings: Application settings; without ``WFR_TEMPORAL_ADDRESS`` an embedded dev server starts.
+        database_url: Override the database (default: settings, or a temporary SQLite file when embedded).
+        with_worker: Run an authored worker in this process (embedded stacks only).
+        ui: Serve the Temporal Web UI (embedded only).
+        persist_dir: Keep the embedded server's and database's state in this folder.
+        registry: Actions; built-ins plus entry points when omitted.
+    """
+    registry = registry or ActionRegistry.default()
+    server: DevServer | None = None
+    tmp: tempfile.TemporaryDirectory[str] | None = None
+    try:
+        if settings.external:
+            client = await connect_temporal(settings.runtime)
+            url = database_url or settings.runtime.database_url
+        else:
+            if persist_dir:
+                Path(persist_dir).mkdir(parents=True, exist_ok=True)
+                base = Path(persist_dir)
+            else:
+                tmp = tempfile.TemporaryDirectory(prefix="wfr-")
+                base = Path(tmp.name)
+            server = DevServer(
+                namespaces=(settings.runtime.temporal_namespace,),
+                ui=ui,
+                port=7233 if persist_dir and ui else None,
+                ui_port=8233 if persist_dir and ui else None,
+                db_file=str(base / "temporal.db") if persist_dir else None,
+                log_file=str(base / "temporal.log"),
+            )
+            await server.start()
+            client = await Client.connect(server.address, namespace=settings.runtime.temporal_namespace)
+            url = database_url or (settings.runtime.database_url if persist_dir is None and "WFR_DATABASE_URL" in __import__("os").environ else f"sqlite:///{base / 'wfr.db'}")
+        database = Database(url)
+        await upgrade(database)
+        stack = Stack(client=client, database=database, registry=registry, server=server)
+        worker_task: asyncio.Task[None] | None = None
+        if with_worker and not settings.external:
+            stack.worker = build_authored_worker(client, database, registry)
+            worker_task = asyncio.create_task(stack.worker.run())
+        try:
+            yield stack
+        finally:
+            if stack.worker is not None and worker_task is not None:
+                await stack.worker.shutdown()
+                with contextlib.suppress(Exception):
+                    await worker_task
+            await database.dispose()
+    finally:
+        if server is not None:
+            await server.stop()
+        if tmp is not None:
+            tmp.cleanup()

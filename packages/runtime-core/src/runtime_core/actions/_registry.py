@@ -1,0 +1,137 @@
+"""Versioned action registry, extensible through Python entry points."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any, overload
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+__all__ = ["ENTRY_POINT_GROUP", "ActionContext", "ActionFailure", "ActionHandler", "ActionRegistry", "ActionSpec"]
+
+log = logging.getLogger(__name__)
+
+#: Entry-point group through which installed packages add actions: each entry point names a
+#: callable taking the registry (``def register(registry: ActionRegistry) -> None``).
+ENTRY_POINT_GROUP = "runtime_core.actions"
+
+
+@dataclass
+class ActionContext:
+    """What an action sees besides its input."""
+
+    tenant: str
+    run_id: str
+    step_id: str
+    step_path: str
+    seq: int
+    item_index: int | None
+    attempt: int
+    idempotency_key: str
+    session: AsyncSession
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+class ActionFailure(Exception):
+    """Raised by an action to report a structured failure.
+
+    ``category`` is ``ActionError`` (default), ``TransientError`` (retryable by nature) or
+    ``ValidationError``; any other exception an action raises is an ``ActionError`` carrying the
+    exception's text.
+    """
+
+    def __init__(self, message: str, *, category: str = "ActionError", code: str | None = None, details: dict[str, Any] | None = None) -> None:
+        """Describe the failure.
+
+        Args:
+            message: The action's own text; stored as the error's ``message``.
+            category: Error category.
+            code: Optional machine-readable code, matched by ``retryOn``.
+            details: Optional JSON details.
+        """
+        super().__init__(message)
+        self.message = message
+        self.category = category
+        self.code = code
+        self.details = details
+
+
+ActionHandler = Callable[[ActionContext, Any], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    """A registered action version."""
+
+    action_id: str
+    version: int
+    handler: ActionHandler
+    description: str = ""
+
+
+class ActionRegistry:
+    """Maps ``(action id, version)`` to handlers."""
+
+    def __init__(self) -> None:
+        """Create an empty registry."""
+        self._actions: dict[tuple[str, int], ActionSpec] = {}
+
+    def register(self, action_id: str, version: int, handler: ActionHandler, *, description: str = "", replace: bool = False) -> None:
+        """Register a handler.
+
+        Raises:
+            ValueError: The version is already registered and ``replace`` is false.
+        """
+        key = (action_id, version)
+        if key in self._actions and not replace:
+            raise ValueError(f"action {action_id!r} version {version} is already registered")
+        self._actions[key] = ActionSpec(action_id, version, handler, description)
+
+    @overload
+    def action(self, action_id: str, version: int) -> Callable[[ActionHandler], ActionHandler]: ...
+    @overload
+    def action(self, action_id: str, version: int, *, description: str) -> Callable[[ActionHandler], ActionHandler]: ...
+
+    def action(self, action_id: str, version: int, *, description: str = "") -> Callable[[ActionHandler], ActionHandler]:
+        """Decorator form of :meth:`register`."""
+
+        def decorate(handler: ActionHandler) -> ActionHandler:
+            self.register(action_id, version, handler, description=description or (handler.__doc__ or "").strip())
+            return handler
+
+        return decorate
+
+    def get(self, action_id: str, version: int) -> ActionSpec | None:
+        """The registered spec, or ``None``."""
+        return self._actions.get((action_id, version))
+
+    def is_registered(self, action_id: str, version: int) -> bool:
+        """Whether ``(action_id, version)`` is registered."""
+        return (action_id, version) in self._actions
+
+    def specs(self) -> list[ActionSpec]:
+        """Every registered action, sorted by id and version."""
+        return [self._actions[k] for k in sorted(self._actions)]
+
+    def load_entry_points(self) -> None:
+        """Run every installed ``runtime_core.actions`` entry point against this registry."""
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            register = ep.load()
+            register(self)
+            log.debug("loaded actions from entry point %s", ep.value)
+
+    @classmethod
+    def default(cls) -> ActionRegistry:
+        """A registry with the built-in actions and every installed entry point."""
+        from runtime_core.actions._builtins import register_builtins
+
+        registry = cls()
+        register_builtins(registry)
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            if ep.value == "runtime_core.actions._builtins:register_builtins":
+                continue
+            ep.load()(registry)
+        return registry

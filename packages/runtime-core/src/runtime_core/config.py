@@ -1,0 +1,77 @@
+"""Worker-safe settings read from ``WFR_*`` environment variables.
+
+runtime-bootstrap layers application settings on top; the workers read these directly (they
+never import runtime-bootstrap).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from runtime_core.contract import DOMAIN_TASK_QUEUE
+
+__all__ = ["SETTINGS_DOC", "ConfigError", "RuntimeSettings"]
+
+#: Every variable, its default and meaning (rendered into docs/operations.md).
+SETTINGS_DOC = {
+    "WFR_TEMPORAL_ADDRESS": ("127.0.0.1:7233", "Temporal frontend host:port."),
+    "WFR_TEMPORAL_NAMESPACE": ("default", "Temporal namespace of every authored run."),
+    "WFR_DATABASE_URL": ("sqlite:///wfr.db", "SQLAlchemy URL: sqlite:///path or postgresql://user:pass@host/db."),
+    "WFR_DOMAIN_TASK_QUEUE": (DOMAIN_TASK_QUEUE, "Queue the domain worker polls (never workflow-runtime-v2)."),
+    "WFR_SWEEP_INTERVAL_SECONDS": ("60", "How often the authored worker sweeps expired data-store keys."),
+    "WFR_LOG_LEVEL": ("INFO", "Python log level of the worker processes."),
+}
+
+
+class ConfigError(ValueError):
+    """A setting with an unusable value; the message names the variable and the fix."""
+
+
+@dataclass(frozen=True)
+class RuntimeSettings:
+    """Connection and worker settings."""
+
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    database_url: str = "sqlite:///wfr.db"
+    domain_task_queue: str = DOMAIN_TASK_QUEUE
+    sweep_interval_seconds: float = 60.0
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> RuntimeSettings:
+        """Read settings from the environment.
+
+        Raises:
+            ConfigError: A variable holds an unusable value.
+        """
+        env = os.environ if env is None else env
+
+        def get(name: str) -> str:
+            value = env.get(name, SETTINGS_DOC[name][0]).strip()
+            if not value:
+                raise ConfigError(f"{name} is set but empty; unset it to use {SETTINGS_DOC[name][0]!r} or give a value")
+            return value
+
+        try:
+            interval = float(get("WFR_SWEEP_INTERVAL_SECONDS"))
+        except ValueError:
+            raise ConfigError(f"WFR_SWEEP_INTERVAL_SECONDS must be a number of seconds, not {env.get('WFR_SWEEP_INTERVAL_SECONDS')!r}") from None
+        if interval <= 0:
+            raise ConfigError("WFR_SWEEP_INTERVAL_SECONDS must be positive")
+        address = get("WFR_TEMPORAL_ADDRESS")
+        if ":" not in address:
+            raise ConfigError(f"WFR_TEMPORAL_ADDRESS must be host:port, not {address!r}")
+        level = get("WFR_LOG_LEVEL").upper()
+        if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ConfigError(f"WFR_LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, not {level!r}")
+        return cls(
+            temporal_address=address,
+            temporal_namespace=get("WFR_TEMPORAL_NAMESPACE"),
+            database_url=get("WFR_DATABASE_URL"),
+            domain_task_queue=get("WFR_DOMAIN_TASK_QUEUE"),
+            sweep_interval_seconds=interval,
+            log_level=level,
+        )

@@ -1,0 +1,172 @@
+"""The Temporal contract of the runtime and the data shapes that cross it.
+
+Everything here is deterministic-safe: plain constants and dataclasses that the interpreter
+workflow, the activities, the launcher and the workers all share. Producer and worker use these
+constants verbatim; nothing else in the code base spells a queue or workflow type.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "ACTION_ACTIVITY",
+    "DOMAIN_TASK_QUEUE",
+    "EVENT_SIGNAL",
+    "FINALIZE_ACTIVITY",
+    "HOUSEKEEPING_WORKFLOW",
+    "HUMAN_TASK_SIGNAL",
+    "PROJECT_ACTIVITY",
+    "QUERY_CURRENT_STEP",
+    "QUERY_CURRENT_WAIT",
+    "QUERY_INTERPRETER_SUMMARY",
+    "SEMANTICS_VERSION",
+    "SWEEP_ACTIVITY",
+    "TASK_QUEUE",
+    "WORKFLOW_TYPE",
+    "ActionRequest",
+    "ActionResult",
+    "FinalizeRequest",
+    "MockSpec",
+    "ProjectRequest",
+    "RunInput",
+    "RunResult",
+    "workflow_id_for_run",
+]
+
+#: The one task queue every authored run executes on.
+TASK_QUEUE = "workflow-runtime-v2"
+#: The interpreter workflow type.
+WORKFLOW_TYPE = "workflowRuntimeV2RunWorkflow"
+#: Signals accepted by the interpreter workflow.
+EVENT_SIGNAL = "workflowRuntimeV2Event"
+HUMAN_TASK_SIGNAL = "workflowRuntimeV2HumanTask"
+#: Queries answered by the interpreter workflow.
+QUERY_CURRENT_STEP = "workflowRuntimeV2CurrentStep"
+QUERY_CURRENT_WAIT = "workflowRuntimeV2CurrentWait"
+QUERY_INTERPRETER_SUMMARY = "workflowRuntimeV2InterpreterSummary"
+
+#: Activity names (referenced by name from workflow code, so the deterministic modules never
+#: import the activity implementations or the database layer).
+ACTION_ACTIVITY = "workflowRuntimeV2Action"
+PROJECT_ACTIVITY = "workflowRuntimeV2Project"
+FINALIZE_ACTIVITY = "workflowRuntimeV2Finalize"
+
+#: The non-authored domain queue polled by the domain worker, and its housekeeping workflow.
+DOMAIN_TASK_QUEUE = "workflow-runtime-domain"
+HOUSEKEEPING_WORKFLOW = "workflowRuntimeHousekeeping"
+SWEEP_ACTIVITY = "workflowRuntimeSweepDataStore"
+
+#: Version of the interpreter's observable semantics, pinned on every run. Bump it whenever a
+#: change alters what an existing definition does.
+SEMANTICS_VERSION = 1
+
+
+def workflow_id_for_run(run_id: str) -> str:
+    """Return the Temporal workflow id of an authored run.
+
+    Args:
+        run_id: The runtime's run id.
+
+    Returns:
+        ``workflow-runtime-v2:run:<run_id>``.
+    """
+    return f"{TASK_QUEUE}:run:{run_id}"
+
+
+@dataclass
+class MockSpec:
+    """A scenario mock: every call of the action returns ``output`` or raises ``error``."""
+
+    output: Any = None
+    error: dict[str, Any] | None = None
+
+
+@dataclass
+class RunInput:
+    """Input of the interpreter workflow, built only by the launcher (or a parent run).
+
+    The definition is already validated and pinned by hash: the workflow never reads the
+    authoring tables.
+    """
+
+    run_id: str
+    tenant: str
+    workflow_id: str
+    workflow_version: int
+    definition: dict[str, Any]
+    definition_hash: str
+    semantics_version: int
+    payload: dict[str, Any]
+    started_at: str
+    parent_run_id: str | None = None
+    root_run_id: str | None = None
+    mocks: dict[str, MockSpec] = field(default_factory=dict)
+
+
+@dataclass
+class RunResult:
+    """What the interpreter workflow returns when a run succeeds."""
+
+    run_id: str
+    status: str
+    payload: dict[str, Any]
+    vars: dict[str, Any]
+    meta: dict[str, Any]
+
+
+@dataclass
+class ActionRequest:
+    """One attempt of an ``action.call`` step, executed by the action activity.
+
+    ``projections`` carries the interpreter's buffered projection rows: the activity writes them
+    in the same transaction as the step's STARTED row, so control steps cost no activity of
+    their own.
+    """
+
+    run_id: str
+    tenant: str
+    seq: int
+    step_id: str
+    step_path: str
+    item_index: int | None
+    loop_indices: list[int]
+    action_id: str
+    action_version: int
+    input: Any
+    attempt: int
+    idempotency_key: str
+    started_at: str
+    projections: list[dict[str, Any]] = field(default_factory=list)
+    mock: MockSpec | None = None
+
+
+@dataclass
+class ActionResult:
+    """Output of the action activity."""
+
+    output: Any
+    replayed: bool = False
+
+
+@dataclass
+class FinalizeRequest:
+    """Final projection flush of a run: buffered rows plus the run row's terminal state."""
+
+    run_id: str
+    tenant: str
+    status: str
+    result: dict[str, Any] | None
+    error: dict[str, Any] | None
+    ended_at: str
+    projections: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class ProjectRequest:
+    """A flush of buffered projection rows with no action attached."""
+
+    run_id: str
+    tenant: str
+    projections: list[dict[str, Any]] = field(default_factory=list)

@@ -1,0 +1,273 @@
+"""Pydantic models of the authored workflow DSL (see ``docs/dsl.md``).
+
+One discriminated union on ``type`` is the single registry of step kinds; every model forbids
+unknown keys. Field descriptions are the source of the generated DSL reference.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+ID_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
+STEP_ID_PATTERN = r"^[A-Za-z0-9_-]+$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=False)
+
+
+class Expression(_Strict):
+    """A JSONata expression evaluated at run time: ``{"$expr": "<JSONata>"}``."""
+
+    expr: str = Field(alias="$expr", description="JSONata source text.")
+
+
+#: Any config value: an expression, a secret reference or a JSON literal.
+Value = Any
+ExpressionMap = dict[str, Expression]
+
+
+class RetryPolicy(_Strict):
+    """Step-level retry of ``action.call`` and ``control.callWorkflow``."""
+
+    maxAttempts: int = Field(ge=1, description="All attempts, the first included.")
+    backoffMs: int = Field(ge=0, description="Delay before the second attempt, in ms.")
+    backoffMultiplier: float = Field(default=2, ge=1, description="Growth of the delay per attempt.")
+    maxDelayMs: int | None = Field(default=None, ge=0, description="Cap on one delay; none by default.")
+    jitter: bool = Field(default=False, description="Scale each delay by a deterministic random in [0.5, 1].")
+    retryOn: list[str] | None = Field(
+        default=None,
+        description="Error categories or codes to retry; default: every catchable error but "
+        "ValidationError and ExpressionError.",
+    )
+
+
+class OnErrorPolicy(_Strict):
+    """What happens after the last attempt fails."""
+
+    policy: Literal["fail", "continue"] = Field(
+        default="fail", description="`fail` raises the error; `continue` stores it at `error` and goes on."
+    )
+
+
+class _StepBase(_Strict):
+    id: str = Field(pattern=STEP_ID_PATTERN, description="Unique step id within the definition.")
+    name: str | None = Field(default=None, description="Optional display name.")
+
+
+# ---------------------------------------------------------------------------------- node steps
+
+
+class ActionCallConfig(_Strict):
+    """Config of ``action.call``."""
+
+    actionId: str = Field(min_length=1, description="Registered action id, e.g. `core.echo`.")
+    version: int = Field(ge=1, description="Registered action version.")
+    inputMapping: dict[str, Value] | None = Field(default=None, description="Values forming the action input.")
+    saveAs: str | None = Field(default=None, description="Assignment path for the action output.")
+    idempotencyKey: Expression | None = Field(
+        default=None, description="Explicit idempotency key; derived from run, step, loop indices and input when absent."
+    )
+
+
+class ActionCallStep(_StepBase):
+    """Run a registered action in an activity."""
+
+    type: Literal["action.call"]
+    config: ActionCallConfig
+    retry: RetryPolicy | None = None
+    onError: OnErrorPolicy | None = None
+
+
+class AssignConfig(_Strict):
+    """Config of ``transform.assign``."""
+
+    assign: ExpressionMap = Field(description="Assignment path → expression, evaluated against the context before the step.")
+
+
+class TransformAssignStep(_StepBase):
+    """Evaluate expressions and assign the results."""
+
+    type: Literal["transform.assign"]
+    config: AssignConfig
+
+
+class StateSetConfig(_Strict):
+    """Config of ``state.set``."""
+
+    state: str = Field(description="New value of `meta.state`.")
+
+
+class StateSetStep(_StepBase):
+    """Set ``meta.state``."""
+
+    type: Literal["state.set"]
+    config: StateSetConfig
+
+
+class TimeWaitConfig(_Strict):
+    """Config of ``time.wait``: exactly one of ``durationMs`` or ``until``."""
+
+    durationMs: int | None = Field(default=None, ge=0, description="Wait this many ms.")
+    until: Expression | None = Field(default=None, description="Wait until this RFC 3339 instant.")
+    assign: ExpressionMap | None = Field(default=None, description="Assignments on resume.")
+
+
+class TimeWaitStep(_StepBase):
+    """Durable timer."""
+
+    type: Literal["time.wait"]
+    config: TimeWaitConfig
+
+
+class EventFilter(_Strict):
+    """A condition on the inbound event's payload."""
+
+    path: str = Field(min_length=1, description="Dot path into the event payload.")
+    op: Literal["=", "!=", "in", "exists"]
+    value: Any = None
+
+
+class EventWaitConfig(_Strict):
+    """Config of ``event.wait``."""
+
+    eventName: str = Field(min_length=1)
+    correlationKey: Expression = Field(description="Evaluated when the wait starts; non-strings go through `$string`.")
+    filters: list[EventFilter] | None = None
+    timeoutMs: int | None = Field(default=None, ge=0, description="Raise TimeoutError after this many ms.")
+    assign: ExpressionMap | None = None
+
+
+class EventWaitStep(_StepBase):
+    """Wait for a correlated inbound event."""
+
+    type: Literal["event.wait"]
+    config: EventWaitConfig
+
+
+class HumanTaskConfig(_Strict):
+    """Config of ``human.task``."""
+
+    taskType: str = Field(min_length=1)
+    title: Expression
+    description: Expression | None = None
+    contextData: dict[str, Value] | None = None
+    formSchema: dict[str, Any] | None = Field(default=None, description="Inline JSON Schema of the response.")
+    timeoutMs: int | None = Field(default=None, ge=0)
+    assign: ExpressionMap | None = None
+
+
+class HumanTaskStep(_StepBase):
+    """Open a human task and wait for its validated response."""
+
+    type: Literal["human.task"]
+    config: HumanTaskConfig
+
+
+# ------------------------------------------------------------------------------ control blocks
+
+
+class IfStep(_StepBase):
+    """Branch on a condition (JSONata truthiness)."""
+
+    type: Literal["control.if"]
+    condition: Expression
+    then: list[Step]
+    else_: list[Step] | None = Field(default=None, alias="else")
+
+
+class ForEachStep(_StepBase):
+    """Run ``body`` once per item."""
+
+    type: Literal["control.forEach"]
+    items: Expression
+    itemVar: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    body: list[Step]
+    onItemError: Literal["fail", "continue"] = "fail"
+    concurrency: int = Field(default=1, ge=1)
+    collect: Expression | None = None
+    saveAs: str | None = None
+
+
+class TryCatchStep(_StepBase):
+    """Run ``catch`` when a catchable error leaves ``try``."""
+
+    type: Literal["control.tryCatch"]
+    try_: list[Step] = Field(alias="try")
+    catch: list[Step]
+    captureErrorAs: str | None = None
+
+
+class CallWorkflowStep(_StepBase):
+    """Run a published workflow as a child run."""
+
+    type: Literal["control.callWorkflow"]
+    workflowId: str = Field(pattern=ID_PATTERN)
+    workflowVersion: int = Field(ge=1)
+    inputMapping: dict[str, Value] | None = None
+    outputMapping: dict[str, Value] | None = None
+    retry: RetryPolicy | None = None
+    onError: OnErrorPolicy | None = None
+
+
+class ReturnStep(_StepBase):
+    """End the current run at once with status SUCCEEDED."""
+
+    type: Literal["control.return"]
+
+
+#: The single registry of step kinds.
+Step = Annotated[
+    ActionCallStep | TransformAssignStep | StateSetStep | TimeWaitStep | EventWaitStep | HumanTaskStep | IfStep | ForEachStep | TryCatchStep | CallWorkflowStep | ReturnStep,
+    Field(discriminator="type"),
+]
+
+#: Keys of control blocks that hold nested step sequences, in path order.
+SEQUENCE_KEYS = ("then", "else", "body", "try", "catch")
+
+
+# ------------------------------------------------------------------------------------ triggers
+
+
+class EventTrigger(_Strict):
+    """Start a run of the latest published version for every inbound event of that name."""
+
+    type: Literal["event"]
+    eventName: str = Field(min_length=1)
+    payloadMapping: dict[str, Value] | None = None
+
+
+class ScheduleTrigger(_Strict):
+    """One run at an instant."""
+
+    type: Literal["schedule"]
+    runAt: str
+
+
+class RecurringTrigger(_Strict):
+    """A run at each cron occurrence."""
+
+    type: Literal["recurring"]
+    cron: str
+    timezone: str
+
+
+Trigger = Annotated[EventTrigger | ScheduleTrigger | RecurringTrigger, Field(discriminator="type")]
+
+
+class WorkflowDefinition(_Strict):
+    """An authored workflow definition."""
+
+    id: str = Field(pattern=ID_PATTERN, description="Stable workflow id.")
+    version: int = Field(ge=1, description="(id, version) is immutable once published.")
+    name: str
+    description: str | None = None
+    payloadSchema: dict[str, Any] | None = Field(default=None, description="JSON Schema (2020-12) of the launch payload.")
+    trigger: Trigger | None = None
+    steps: list[Step]
+
+
+for _model in (IfStep, ForEachStep, TryCatchStep, WorkflowDefinition):
+    _model.model_rebuild()

@@ -1,0 +1,253 @@
+"""Publish-time validation: every problem of a definition, at once, with its step path."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import jsonschema
+from pydantic import ValidationError
+
+from runtime_core.dsl._models import SEQUENCE_KEYS, WorkflowDefinition
+from runtime_core.dsl._paths import PathError, parse_assign_path
+from runtime_core.expressions import ExpressionEngine
+
+__all__ = ["Problem", "ValidationContext", "canonical_json", "definition_hash", "validate_definition"]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One publish problem: ``{severity, stepPath, stepId, code, message}``."""
+
+    severity: str
+    stepPath: str | None
+    stepId: str | None
+    code: str
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form reported to authors."""
+        return {
+            "severity": self.severity,
+            "stepPath": self.stepPath,
+            "stepId": self.stepId,
+            "code": self.code,
+            "message": self.message,
+        }
+
+
+@dataclass
+class ValidationContext:
+    """What validation needs to know about the world outside the definition."""
+
+    is_action_registered: Callable[[str, int], bool] = lambda _id, _v: True
+    is_workflow_published: Callable[[str, int], bool] = lambda _id, _v: True
+    engine: ExpressionEngine = field(default_factory=ExpressionEngine)
+
+
+def canonical_json(value: Any) -> str:
+    """Serialise JSON canonically (sorted keys, no spaces) for hashing and comparison."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def definition_hash(document: dict[str, Any]) -> str:
+    """SHA-256 of the canonical JSON of a definition document."""
+    return hashlib.sha256(canonical_json(document).encode()).hexdigest()
+
+
+def _iter_steps(steps: Any, path: str, loop_locals: tuple[str, ...] = ()) -> Iterator[tuple[str, dict[str, Any], tuple[str, ...]]]:
+    """Yield ``(stepPath, step dict, loop locals)`` for every step dict, depth first."""
+    if not isinstance(steps, list):
+        return
+    for index, step in enumerate(steps):
+        step_path = f"{path}[{index}]"
+        if not isinstance(step, dict):
+            continue
+        yield step_path, step, loop_locals
+        inner_locals = loop_locals
+        if step.get("type") == "control.forEach" and isinstance(step.get("itemVar"), str):
+            inner_locals = (*loop_locals, step["itemVar"])
+        for key in SEQUENCE_KEYS:
+            if key in step:
+                yield from _iter_steps(step[key], f"{step_path}.{key}.steps", inner_locals)
+
+
+def _steps_path_of_loc(data: Any, loc: tuple[Any, ...]) -> tuple[str | None, str | None, list[str]]:
+    """Map a pydantic error location to ``(stepPath, stepId, remaining field names)``."""
+    node = data
+    step_path: str | None = None
+    step_id: str | None = None
+    rest: list[str] = []
+    i = 0
+    while i < len(loc):
+        key = loc[i]
+        is_seq = key == "steps" or (key in SEQUENCE_KEYS and step_path is not None)
+        if is_seq and i + 1 < len(loc) and isinstance(loc[i + 1], int) and isinstance(node, dict):
+            seq = node.get(key)
+            index = loc[i + 1]
+            step_path = f"root.steps[{index}]" if step_path is None else f"{step_path}.{key}.steps[{index}]"
+            node = seq[index] if isinstance(seq, list) and index < len(seq) else None
+            step_id = node.get("id") if isinstance(node, dict) and isinstance(node.get("id"), str) else None
+            rest = []
+            i += 2
+            # a discriminated union adds the tag to the location: skip it
+            if i < len(loc) and isinstance(node, dict) and loc[i] == node.get("type"):
+                i += 1
+            continue
+        rest.append(str(key))
+        node = node.get(key) if isinstance(node, dict) and isinstance(key, str) else (
+            node[key] if isinstance(node, list) and isinstance(key, int) and key < len(node) else None
+        )
+        i += 1
+    return step_path, step_id, rest
+
+
+def _schema_problems(data: Any, err: ValidationError) -> list[Problem]:
+    problems = []
+    for item in err.errors(include_url=False):
+        step_path, step_id, rest = _steps_path_of_loc(data, tuple(item["loc"]))
+        where = ".".join(rest)
+        message = item["msg"]
+        if item["type"] == "missing":
+            message = f"field '{where}' is required"
+        elif item["type"] == "extra_forbidden":
+            message = f"unknown field '{where}' (remove it or check its spelling)"
+        elif item["type"] == "union_tag_invalid":
+            message = f"unknown step type {item.get('input', {}).get('type')!r}" if isinstance(item.get("input"), dict) else message
+        elif where:
+            message = f"{where}: {message}"
+        problems.append(Problem("error", step_path or ("root" if rest else None), step_id, f"SCHEMA_{item['type'].upper()}", message))
+    return problems
+
+
+def _expressions_in(value: Any, where: str) -> Iterator[tuple[str, str]]:
+    """Yield ``(field, source)`` of every ``$expr`` inside a config value (not nested steps)."""
+    if isinstance(value, dict):
+        if set(value) == {"$expr"} and isinstance(value["$expr"], str):
+            yield where, value["$expr"]
+            return
+        for key, inner in value.items():
+            if key in SEQUENCE_KEYS:
+                continue
+            yield from _expressions_in(inner, f"{where}.{key}" if where else str(key))
+    elif isinstance(value, list):
+        for index, inner in enumerate(value):
+            yield from _expressions_in(inner, f"{where}[{index}]")
+
+
+def _config_of(step: dict[str, Any]) -> dict[str, Any]:
+    config = step.get("config")
+    return config if isinstance(config, dict) else {}
+
+
+def _assign_targets(step: dict[str, Any]) -> Iterator[tuple[str, Any]]:
+    config = _config_of(step)
+    if isinstance(config.get("saveAs"), str):
+        yield "config.saveAs", config["saveAs"]
+    if isinstance(config.get("assign"), dict):
+        for key in config["assign"]:
+            yield f"config.assign.{key}", key
+    if isinstance(step.get("saveAs"), str):
+        yield "saveAs", step["saveAs"]
+    if isinstance(step.get("captureErrorAs"), str):
+        yield "captureErrorAs", step["captureErrorAs"]
+    if isinstance(step.get("outputMapping"), dict):
+        for key in step["outputMapping"]:
+            yield f"outputMapping.{key}", key
+
+
+def _semantic_problems(data: dict[str, Any], ctx: ValidationContext) -> list[Problem]:
+    problems: list[Problem] = []
+    seen: dict[str, str] = {}
+
+    if "payloadSchema" in data and data["payloadSchema"] is not None:
+        try:
+            jsonschema.Draft202012Validator.check_schema(data["payloadSchema"])
+        except jsonschema.SchemaError as err:
+            problems.append(Problem("error", None, None, "INVALID_PAYLOAD_SCHEMA", f"payloadSchema is not a valid JSON Schema: {err.message}"))
+
+    for step_path, step, loop_locals in _iter_steps(data.get("steps"), "root.steps"):
+        step_id = step.get("id") if isinstance(step.get("id"), str) else None
+        step_type = step.get("type")
+        if step_id is not None:
+            if step_id in seen:
+                problems.append(Problem("error", step_path, step_id, "DUPLICATE_STEP_ID", f"step id {step_id!r} is already used at {seen[step_id]}; step ids must be unique"))
+            else:
+                seen[step_id] = step_path
+        for where, source in _expressions_in({k: v for k, v in step.items() if k not in ("id", "type", "name")}, ""):
+            parse_error = ctx.engine.parse_problem(source)
+            if parse_error is not None:
+                problems.append(Problem("error", step_path, step_id, "EXPRESSION_PARSE", f"{where}: {source!r} does not parse: {parse_error}"))
+        locals_here = loop_locals + ((step["itemVar"],) if step_type == "control.forEach" and isinstance(step.get("itemVar"), str) else ())
+        for where, target in _assign_targets(step):
+            # a forEach's own saveAs is assigned after the loop, outside its item scope
+            visible = loop_locals if where == "saveAs" else locals_here
+            try:
+                parse_assign_path(target, visible)
+            except PathError as err:
+                problems.append(Problem("error", step_path, step_id, "NOT_ASSIGNABLE", f"{where}: {err}"))
+        config = _config_of(step)
+        if step_type == "action.call":
+            action_id, version = config.get("actionId"), config.get("version")
+            if isinstance(action_id, str) and isinstance(version, int) and not ctx.is_action_registered(action_id, version):
+                problems.append(Problem("error", step_path, step_id, "ACTION_NOT_REGISTERED", f"action {action_id!r} version {version} is not registered; register it or fix actionId/version"))
+        elif step_type == "control.callWorkflow":
+            wf_id, wf_version = step.get("workflowId"), step.get("workflowVersion")
+            if isinstance(wf_id, str) and isinstance(wf_version, int) and not ctx.is_workflow_published(wf_id, wf_version):
+                problems.append(Problem("error", step_path, step_id, "WORKFLOW_NOT_PUBLISHED", f"workflow {wf_id!r} version {wf_version} is not published; publish it first or in the same batch"))
+        elif step_type == "time.wait":
+            has_duration, has_until = config.get("durationMs") is not None, config.get("until") is not None
+            if has_duration == has_until:
+                problems.append(Problem("error", step_path, step_id, "TIME_WAIT_DURATION_XOR_UNTIL", "time.wait needs exactly one of config.durationMs or config.until"))
+        elif step_type == "control.tryCatch" and isinstance(step.get("captureErrorAs"), str):
+            name = step["captureErrorAs"]
+            uses = [src for _p, s, _l in _iter_steps(step.get("catch"), "") for _w, src in _expressions_in(s, "")]
+            if not any(name in src for src in uses):
+                problems.append(Problem("warning", step_path, step_id, "UNUSED_CAPTURE", f"captureErrorAs {name!r} is never read in catch"))
+
+    # steps after a control.return in the same sequence never run
+    def check_sequence(steps: Any, path: str) -> None:
+        if not isinstance(steps, list):
+            return
+        returned = False
+        for index, step in enumerate(steps):
+            if not isinstance(step, dict):
+                continue
+            step_path = f"{path}[{index}]"
+            if returned:
+                problems.append(Problem("warning", step_path, step.get("id"), "UNREACHABLE_STEP", "this step follows a control.return in the same sequence and never runs"))
+            if step.get("type") == "control.return":
+                returned = True
+            for key in SEQUENCE_KEYS:
+                if key in step:
+                    check_sequence(step[key], f"{step_path}.{key}.steps")
+
+    check_sequence(data.get("steps"), "root.steps")
+    return problems
+
+
+def validate_definition(data: Any, ctx: ValidationContext | None = None) -> tuple[WorkflowDefinition | None, list[Problem]]:
+    """Validate a definition document and report every problem.
+
+    Args:
+        data: The parsed JSON document.
+        ctx: Registry and publication look-ups; permissive when omitted.
+
+    Returns:
+        ``(model, problems)``; ``model`` is ``None`` when the document does not fit the schema.
+        Only problems of severity ``error`` block publishing.
+    """
+    ctx = ctx or ValidationContext()
+    if not isinstance(data, dict):
+        return None, [Problem("error", None, None, "SCHEMA_NOT_AN_OBJECT", "a definition must be a JSON object")]
+    model: WorkflowDefinition | None = None
+    problems: list[Problem] = []
+    try:
+        model = WorkflowDefinition.model_validate(data)
+    except ValidationError as err:
+        problems.extend(_schema_problems(data, err))
+    problems.extend(_semantic_problems(data, ctx))
+    return model, problems

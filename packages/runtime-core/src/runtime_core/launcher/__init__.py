@@ -1,0 +1,5 @@
+"""Launching authored runs."""
+
+from runtime_core.launcher._launcher import LaunchedRun, Launcher, LaunchError
+
+__all__ = ["LaunchError", "LaunchedRun", "Launcher"]

@@ -1,0 +1,135 @@
+"""The launcher: the only way a root run starts."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import jsonschema
+from sqlalchemy import delete, select
+from temporalio.client import Client
+
+from runtime_core.contract import SEMANTICS_VERSION, TASK_QUEUE, WORKFLOW_TYPE, MockSpec, RunInput, workflow_id_for_run
+from runtime_core.dsl import definition_hash
+from runtime_core.expressions import format_instant
+from runtime_core.persistence import Database, DefinitionVersion, RunRow, WorkflowDefinitionRow, utcnow
+from runtime_core.secrets import redact
+
+__all__ = ["LaunchError", "LaunchedRun", "Launcher"]
+
+
+class LaunchError(ValueError):
+    """A launch refused before anything was created; ``problems`` lists why."""
+
+    def __init__(self, message: str, problems: list[dict[str, Any]] | None = None) -> None:
+        """Describe the refusal.
+
+        Args:
+            message: Summary naming what to fix.
+            problems: Structured details (for payload validation: one per failing path).
+        """
+        super().__init__(message)
+        self.problems = problems or []
+
+
+@dataclass(frozen=True)
+class LaunchedRun:
+    """A started run."""
+
+    run_id: str
+    tenant: str
+    workflow_id: str
+    workflow_version: int
+    temporal_workflow_id: str
+    temporal_run_id: str | None
+
+
+class Launcher:
+    """Creates the run row (pinned hash and semantics version), then starts the workflow."""
+
+    def __init__(self, client: Client, database: Database) -> None:
+        """Bind to a Temporal client and the database.
+
+        Args:
+            client: Connected Temporal client (namespace of the authored worker).
+            database: Authoring and read-model database.
+        """
+        self.client = client
+        self.database = database
+
+    async def launch(
+        self,
+        tenant: str,
+        workflow_id: str,
+        payload: Any,
+        *,
+        version: int | None = None,
+        mocks: dict[str, MockSpec] | None = None,
+        trigger: dict[str, Any] | None = None,
+    ) -> LaunchedRun:
+        """Validate and start a run of a published definition.
+
+        Args:
+            tenant: Owner of the run.
+            workflow_id: Published workflow id.
+            payload: Launch payload (a JSON object).
+            version: Published version; the latest when omitted.
+            mocks: Scenario action mocks carried by the run (and its children).
+            trigger: What started the run (recorded on the run row).
+
+        Raises:
+            LaunchError: Not published, or the payload is invalid. Nothing was created.
+        """
+        if not isinstance(payload, dict):
+            raise LaunchError(f"the payload must be a JSON object, not {type(payload).__name__}")
+        async with self.database.sessions() as session:
+            if version is None:
+                head = (await session.execute(select(WorkflowDefinitionRow).where(WorkflowDefinitionRow.tenant == tenant, WorkflowDefinitionRow.workflow_id == workflow_id))).scalar_one_or_none()
+                if head is None:
+                    raise LaunchError(f"workflow {workflow_id!r} is not published for tenant {tenant!r}")
+                version = head.latest_version
+            row = (
+                await session.execute(
+                    select(DefinitionVersion).where(DefinitionVersion.tenant == tenant, DefinitionVersion.workflow_id == workflow_id, DefinitionVersion.version == version)
+                )
+            ).scalar_one_or_none()
+        if row is None:
+            raise LaunchError(f"workflow {workflow_id!r} version {version} is not published for tenant {tenant!r}")
+        if definition_hash(row.document) != row.definition_hash:
+            raise LaunchError(f"workflow {workflow_id!r} version {version} no longer matches its pinned hash; the stored definition was altered outside publishing")
+        schema = row.document.get("payloadSchema")
+        if schema is not None:
+            errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(payload), key=lambda e: list(e.absolute_path))
+            if errors:
+                problems = [{"path": "payload" + "".join(f"[{p!r}]" if isinstance(p, int) else f".{p}" for p in e.absolute_path), "message": e.message} for e in errors]
+                raise LaunchError("the payload does not match payloadSchema: " + "; ".join(f"{p['path']}: {p['message']}" for p in problems), problems)
+
+        run_id = uuid.uuid4().hex
+        now = utcnow()
+        temporal_id = workflow_id_for_run(run_id)
+        async with self.database.sessions.begin() as session:
+            session.add(
+                RunRow(
+                    run_id=run_id, tenant=tenant, workflow_id=workflow_id, workflow_version=version, status="RUNNING", engine="temporal",
+                    temporal_workflow_id=temporal_id, definition_hash=row.definition_hash, semantics_version=SEMANTICS_VERSION,
+                    root_run_id=run_id, input=redact(payload), trigger=trigger, created_at=now, started_at=now, updated_at=now,
+                )
+            )
+        run_input = RunInput(
+            run_id=run_id, tenant=tenant, workflow_id=workflow_id, workflow_version=version, definition=row.document,
+            definition_hash=row.definition_hash, semantics_version=SEMANTICS_VERSION, payload=payload,
+            started_at=format_instant(now), root_run_id=run_id, mocks=dict(mocks or {}),
+        )
+        try:
+            handle = await self.client.start_workflow(WORKFLOW_TYPE, run_input, id=temporal_id, task_queue=TASK_QUEUE)
+        except BaseException:
+            # No workflow, no run: remove the row so nothing half-written remains.
+            async with self.database.sessions.begin() as session:
+                await session.execute(delete(RunRow).where(RunRow.run_id == run_id))
+            raise
+        async with self.database.sessions.begin() as session:
+            run = await session.get(RunRow, run_id)
+            if run is not None:
+                run.temporal_run_id = handle.first_execution_run_id or handle.result_run_id
+        return LaunchedRun(run_id, tenant, workflow_id, version, temporal_id, handle.first_execution_run_id or handle.result_run_id)

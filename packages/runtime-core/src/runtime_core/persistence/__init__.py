@@ -1,0 +1,39 @@
+"""Persistence: SQLAlchemy models, engines and packaged alembic migrations."""
+
+from runtime_core.persistence._database import Database, normalize_url, utcnow
+from runtime_core.persistence._migrate import current_revision, head_revision, upgrade
+from runtime_core.persistence._tables import (
+    ActionInvocation,
+    Base,
+    DataStoreEntry,
+    DefinitionVersion,
+    RunRow,
+    RunSnapshot,
+    RuntimeEvent,
+    StepRow,
+    TaskDefinition,
+    TaskRow,
+    WaitRow,
+    WorkflowDefinitionRow,
+)
+
+__all__ = [
+    "ActionInvocation",
+    "Base",
+    "DataStoreEntry",
+    "Database",
+    "DefinitionVersion",
+    "RunRow",
+    "RunSnapshot",
+    "RuntimeEvent",
+    "StepRow",
+    "TaskDefinition",
+    "TaskRow",
+    "WaitRow",
+    "WorkflowDefinitionRow",
+    "current_revision",
+    "head_revision",
+    "normalize_url",
+    "upgrade",
+    "utcnow",
+]

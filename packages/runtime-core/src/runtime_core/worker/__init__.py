@@ -1,0 +1,5 @@
+"""Building the authored worker."""
+
+from runtime_core.worker._worker import PASSTHROUGH_MODULES, build_authored_worker, connect_temporal, workflow_runner
+
+__all__ = ["PASSTHROUGH_MODULES", "build_authored_worker", "connect_temporal", "workflow_runner"]

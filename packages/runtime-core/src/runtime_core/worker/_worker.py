@@ -1,0 +1,72 @@
+"""Building the authored worker: the interpreter workflow and its activities on one queue."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+from runtime_core.actions import ActionRegistry
+from runtime_core.activities import RuntimeActivities
+from runtime_core.config import RuntimeSettings
+from runtime_core.contract import TASK_QUEUE
+from runtime_core.interpreter import InterpreterWorkflow
+from runtime_core.persistence import Database
+from runtime_core.secrets import SecretProvider
+
+__all__ = ["PASSTHROUGH_MODULES", "build_authored_worker", "connect_temporal", "workflow_runner"]
+
+#: Deterministic libraries the interpreter uses, loaded once outside the sandbox. jsonata-python
+#: imports parts of itself lazily during evaluation, so a with-block in the workflow module is not
+#: enough: the whole package must pass through.
+PASSTHROUGH_MODULES = ("jsonata", "pydantic", "pydantic_core", "annotated_types", "jsonschema", "runtime_core.dsl", "runtime_core.expressions", "runtime_core.errors", "runtime_core.contract")
+
+
+def workflow_runner() -> SandboxedWorkflowRunner:
+    """The sandboxed runner with the runtime's passthrough modules."""
+    return SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES))
+
+
+async def connect_temporal(settings: RuntimeSettings) -> Client:
+    """Connect to Temporal as configured.
+
+    Raises:
+        RuntimeError: Temporal is unreachable; the message names WFR_TEMPORAL_ADDRESS.
+    """
+    try:
+        return await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
+    except Exception as err:
+        raise RuntimeError(
+            f"cannot reach Temporal at {settings.temporal_address} (namespace {settings.temporal_namespace!r}): {err}. "
+            "Check WFR_TEMPORAL_ADDRESS / WFR_TEMPORAL_NAMESPACE, or start one with `wfr dev`."
+        ) from err
+
+
+def build_authored_worker(
+    client: Client,
+    database: Database,
+    registry: ActionRegistry | None = None,
+    *,
+    secrets: SecretProvider | None = None,
+    **worker_options: Any,
+) -> Worker:
+    """A worker polling ``workflow-runtime-v2`` with the interpreter and its activities.
+
+    Args:
+        client: Connected Temporal client.
+        database: Projection and ledger database.
+        registry: Actions to run; built-ins plus entry points when omitted.
+        secrets: Secret provider for ``$secret`` references.
+        worker_options: Passed to :class:`temporalio.worker.Worker` (concurrency limits …).
+    """
+    activities = RuntimeActivities(database, registry or ActionRegistry.default(), secrets)
+    return Worker(
+        client,
+        task_queue=TASK_QUEUE,
+        workflows=[InterpreterWorkflow],
+        activities=activities.all(),
+        workflow_runner=worker_options.pop("workflow_runner", None) or workflow_runner(),
+        **worker_options,
+    )

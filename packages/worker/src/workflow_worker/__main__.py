@@ -1,0 +1,3 @@
+from workflow_worker import main
+
+main()

@@ -1,0 +1,92 @@
+"""The `wfr` CLI as users run it: real processes, embedded stack."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from .conftest import SHARED_SCENARIOS
+
+WFR = str(Path(sys.executable).with_name("wfr"))
+FIRST_RUNS = ("01-straight-line.json", "02-if-else.json", "17-mocked-action.json")
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WFR_")}
+    env.update(extra)
+    return env
+
+
+def _wfr(*args: str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([WFR, *args], capture_output=True, text=True, timeout=240, env=_env(**env), cwd=cwd)
+
+
+def _first_run_files(tmp_path: Path) -> list[str]:
+    if SHARED_SCENARIOS.is_dir():
+        return [str(SHARED_SCENARIOS / name) for name in FIRST_RUNS]
+    own = Path(__file__).parent / "scenarios"
+    return [str(own / "nested-if-return.json"), str(own / "state-set.json")]
+
+
+def test_scenario_test_passes_first_runs_on_embedded_stack(tmp_path: Path) -> None:
+    """`wfr scenario test` starts its own stack and passes straight-line, if-else and mocked-action."""
+    files = _first_run_files(tmp_path)
+    result = _wfr("scenario", "test", *files)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip().splitlines()[-1] == f"{len(files)} passed, 0 failed"
+    assert all(line.startswith("PASS") for line in result.stdout.strip().splitlines()[:-1])
+
+
+def test_scenario_test_fails_and_explains(tmp_path: Path) -> None:
+    """A scenario whose expectation is wrong fails with exit 1 and says what differed."""
+    scenario = json.loads((Path(__file__).parent / "scenarios" / "state-set.json").read_text())
+    scenario["expect"]["meta"] = {"state": "wrong"}
+    path = tmp_path / "wrong.json"
+    path.write_text(json.dumps(scenario))
+    result = _wfr("scenario", "test", str(path))
+    assert result.returncode == 1
+    assert "run.meta.state: expected 'wrong', got 'done'" in result.stdout
+    assert result.stdout.strip().splitlines()[-1] == "0 passed, 1 failed"
+
+
+def test_scenario_run_prints_one_outcome_per_line() -> None:
+    """`wfr scenario run` prints one JSON outcome per scenario and exits 0 whatever the outcome."""
+    own = Path(__file__).parent / "scenarios"
+    result = _wfr("scenario", "run", str(own / "unhandled-failure-shape.json"), str(own / "invalid-batch-publishes-nothing.json"))
+    assert result.returncode == 0, result.stderr
+    first, second = (json.loads(line) for line in result.stdout.strip().splitlines())
+    assert first["run"]["status"] == "FAILED" and first["run"]["error"]["code"] == "K1"
+    assert first["run"]["steps"][0] == {"stepId": "before", "stepPath": "root.steps[0]", "type": "transform.assign", "status": "SUCCEEDED", "attempts": 1, "itemIndex": None}
+    assert second["published"] is False and second["run"] is None
+    codes = {p["code"] for p in second["publishErrors"]}
+    assert {"TIME_WAIT_DURATION_XOR_UNTIL", "NOT_ASSIGNABLE"} <= codes
+
+
+def test_db_upgrade_and_publish(tmp_path: Path) -> None:
+    """`wfr db upgrade` migrates; `wfr publish` lists every problem of a bad file and publishes nothing."""
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    up = _wfr("db", "upgrade", "--url", url)
+    assert up.returncode == 0 and "empty -> 0001" in up.stdout, up.stdout + up.stderr
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"id": "bad", "version": 1, "name": "bad", "steps": [
+        {"id": "a", "type": "transform.assign", "config": {"assign": {"x": {"$expr": "1 +"}}}},
+        {"id": "a", "type": "action.call", "config": {"actionId": "nope", "version": 1}}]}))
+    result = _wfr("publish", str(bad), WFR_DATABASE_URL=url)
+    assert result.returncode == 1
+    for code in ("EXPRESSION_PARSE", "DUPLICATE_STEP_ID", "ACTION_NOT_REGISTERED"):
+        assert code in result.stderr
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps({"id": "good", "version": 1, "name": "good", "steps": [{"id": "r", "type": "control.return"}]}))
+    first = _wfr("publish", str(good), WFR_DATABASE_URL=url)
+    again = _wfr("publish", str(good), WFR_DATABASE_URL=url)
+    assert "published: good v1" in first.stdout and "unchanged: good v1" in again.stdout
+
+
+def test_bad_setting_is_named() -> None:
+    """A bad setting fails with the variable's name."""
+    result = _wfr("db", "upgrade", WFR_TEMPORAL_ADDRESS="nohostport")
+    assert result.returncode != 0
+    assert "WFR_TEMPORAL_ADDRESS must be host:port" in result.stderr
