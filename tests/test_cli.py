@@ -90,3 +90,44 @@ def test_bad_setting_is_named() -> None:
     result = _wfr("db", "upgrade", WFR_TEMPORAL_ADDRESS="nohostport")
     assert result.returncode != 0
     assert "WFR_TEMPORAL_ADDRESS must be host:port" in result.stderr
+
+
+def test_dev_starts_the_whole_stack_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    """`wfr dev` serves Temporal and its UI on loopback, migrates SQLite, runs the worker, stops on SIGINT."""
+    import signal
+    import time
+    import urllib.request
+
+    from runtime_bootstrap._devserver import free_port
+
+    port, ui_port = free_port(), free_port()
+    proc = subprocess.Popen([WFR, "dev", "--home", str(tmp_path / "home"), "--port", str(port), "--ui-port", str(ui_port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env())
+    assert proc.stdout is not None
+    lines: list[str] = []
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not any(line.startswith("Ctrl-C") for line in lines):
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line.strip())
+        text = "\n".join(lines)
+        assert f"Temporal:    127.0.0.1:{port}" in text, text
+        assert f"Temporal UI: http://127.0.0.1:{ui_port}" in text, text
+        assert "polling workflow-runtime-v2" in text
+        for _ in range(50):  # the UI process may take a moment after the frontend answers
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{ui_port}/", timeout=5) as response:
+                    assert response.status == 200
+                    break
+            except OSError:
+                time.sleep(0.2)
+        else:
+            raise AssertionError("the Temporal UI did not answer")
+        assert (tmp_path / "home" / "wfr.db").exists()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        rest, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, rest
+    assert "stopped" in rest

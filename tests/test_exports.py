@@ -10,7 +10,7 @@ EXPORTS = {
     "runtime_core.contract": {"TASK_QUEUE", "WORKFLOW_TYPE", "RunInput", "ActionRequest", "workflow_id_for_run"},
     "runtime_core.launcher": {"LaunchError", "LaunchedRun", "Launcher"},
     "runtime_core.publishing": {"PublishOutcome", "PublishedVersion", "publish_definitions"},
-    "runtime_core.worker": {"PASSTHROUGH_MODULES", "build_authored_worker", "connect_temporal", "workflow_runner"},
+    "runtime_core.worker": {"PASSTHROUGH_MODULES", "build_authored_worker", "connect_temporal", "serve", "workflow_runner"},
     "runtime_core.actions": {"ENTRY_POINT_GROUP", "ActionContext", "ActionFailure", "ActionHandler", "ActionRegistry", "ActionSpec", "register_builtins"},
     "runtime_core.interpreter": {"InterpreterWorkflow"},
     "workflow_worker": {"__version__", "main", "run"},

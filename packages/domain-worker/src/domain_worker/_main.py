@@ -4,23 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
-import sys
 
 from temporalio.worker import Worker
 
-from runtime_core.config import ConfigError, RuntimeSettings
+from runtime_core.config import RuntimeSettings
 from runtime_core.contract import TASK_QUEUE
 from runtime_core.housekeeping import HousekeepingActivities, HousekeepingWorkflow
 from runtime_core.persistence import Database
-from runtime_core.worker import connect_temporal
+from runtime_core.worker import connect_temporal, serve
 
 __all__ = ["RefusedQueue", "check_queue", "main", "run"]
 
 log = logging.getLogger("domain_worker")
 
 
-class RefusedQueue(RuntimeError):
+class RefusedQueue(ValueError):
     """The domain worker was configured to poll the authored queue."""
 
 
@@ -64,24 +62,5 @@ async def run(settings: RuntimeSettings, stop: asyncio.Event | None = None) -> N
 
 
 def main() -> None:
-    """Console-script entry point."""
-    try:
-        settings = RuntimeSettings.from_env()
-        check_queue(settings.domain_task_queue)
-    except (ConfigError, RefusedQueue) as err:
-        print(f"domain-worker: {err}", file=sys.stderr)
-        sys.exit(2)
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-    async def go() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await run(settings, stop)
-
-    try:
-        asyncio.run(go())
-    except RuntimeError as err:
-        print(f"domain-worker: {err}", file=sys.stderr)
-        sys.exit(1)
+    """Console-script entry point: configure from ``WFR_*`` variables and run until SIGTERM."""
+    serve("domain-worker", run, check=lambda settings: check_queue(settings.domain_task_queue))

@@ -50,6 +50,7 @@ async def open_stack(
     ui: bool = False,
     persist_dir: str | None = None,
     registry: ActionRegistry | None = None,
+    ports: tuple[int, int] | None = None,
 ) -> AsyncIterator[Stack]:
     """Open the stack the settings describe.
 
@@ -58,6 +59,7 @@ async def open_stack(
         database_url: Override the database (default: settings, or a temporary SQLite file when embedded).
         with_worker: Run an authored worker in this process (embedded stacks only).
         ui: Serve the Temporal Web UI (embedded only).
+        ports: Fixed ``(frontend, ui)`` ports of the embedded server; free ports when omitted.
         persist_dir: Keep the embedded server's and database's state in this folder.
         registry: Actions; built-ins plus entry points when omitted.
     """
@@ -78,14 +80,14 @@ async def open_stack(
             server = DevServer(
                 namespaces=(settings.runtime.temporal_namespace,),
                 ui=ui,
-                port=7233 if persist_dir and ui else None,
-                ui_port=8233 if persist_dir and ui else None,
+                port=ports[0] if ports else None,
+                ui_port=ports[1] if ports else None,
                 db_file=str(base / "temporal.db") if persist_dir else None,
                 log_file=str(base / "temporal.log"),
             )
             await server.start()
             client = await Client.connect(server.address, namespace=settings.runtime.temporal_namespace)
-            url = database_url or (settings.runtime.database_url if persist_dir is None and "WFR_DATABASE_URL" in __import__("os").environ else f"sqlite:///{base / 'wfr.db'}")
+            url = database_url or f"sqlite:///{base / 'wfr.db'}"
         database = Database(url)
         await upgrade(database)
         stack = Stack(client=client, database=database, registry=registry, server=server)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -81,7 +82,9 @@ def db_upgrade(url: str | None) -> None:
 
 @wfr.command()
 @click.option("--home", default=None, help="Folder for the dev stack's state (default: WFR_HOME or .wfr).")
-def dev(home: str | None) -> None:
+@click.option("--port", default=7233, show_default=True, help="Temporal frontend port on 127.0.0.1.")
+@click.option("--ui-port", default=8233, show_default=True, help="Temporal Web UI port on 127.0.0.1.")
+def dev(home: str | None, port: int, ui_port: int) -> None:
     """Run the whole stack on this machine until Ctrl-C.
 
     Temporal dev server on 127.0.0.1:7233 with its UI on :8233, SQLite and the authored worker.
@@ -93,16 +96,22 @@ def dev(home: str | None) -> None:
     folder = Path(home or settings.home).resolve()
 
     async def go() -> None:
-        async with open_stack(settings, ui=True, persist_dir=str(folder), database_url=f"sqlite:///{folder / 'wfr.db'}") as stack:
+        async with open_stack(settings, ui=True, persist_dir=str(folder), database_url=f"sqlite:///{folder / 'wfr.db'}", ports=(port, ui_port)) as stack:
             assert stack.server is not None
             click.echo(f"Temporal:    {stack.server.address} (namespace {settings.runtime.temporal_namespace})")
             click.echo(f"Temporal UI: {stack.server.ui_url}")
             click.echo(f"Database:    {stack.database.safe_url}")
             click.echo("Worker:      polling workflow-runtime-v2 in this process")
             click.echo(f"\nIn another shell:\n  export WFR_TEMPORAL_ADDRESS={stack.server.address} WFR_DATABASE_URL=sqlite:///{folder / 'wfr.db'}\n\nCtrl-C to stop.")
-            await asyncio.Event().wait()
+            # SIGTERM and Ctrl-C both stop cleanly, so the dev server child never outlives us.
+            stop = asyncio.Event()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+            await stop.wait()
+            click.echo("stopping …")
 
     _run(go)
+    click.echo("stopped")
 
 
 # ---------------------------------------------------------------------------------- publish

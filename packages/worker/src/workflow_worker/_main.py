@@ -5,15 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
-import sys
 
 from runtime_core.actions import ActionRegistry
-from runtime_core.config import ConfigError, RuntimeSettings
+from runtime_core.config import RuntimeSettings
 from runtime_core.contract import TASK_QUEUE
 from runtime_core.housekeeping import sweep_expired
 from runtime_core.persistence import Database, current_revision, head_revision
-from runtime_core.worker import build_authored_worker, connect_temporal
+from runtime_core.worker import build_authored_worker, connect_temporal, serve
 
 __all__ = ["main", "run"]
 
@@ -66,22 +64,4 @@ async def run(settings: RuntimeSettings, stop: asyncio.Event | None = None) -> N
 
 def main() -> None:
     """Console-script entry point: configure from ``WFR_*`` variables and run until SIGTERM."""
-    try:
-        settings = RuntimeSettings.from_env()
-    except ConfigError as err:
-        print(f"workflow-worker: {err}", file=sys.stderr)
-        sys.exit(2)
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-    async def go() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await run(settings, stop)
-
-    try:
-        asyncio.run(go())
-    except RuntimeError as err:
-        print(f"workflow-worker: {err}", file=sys.stderr)
-        sys.exit(1)
+    serve("workflow-worker", run)

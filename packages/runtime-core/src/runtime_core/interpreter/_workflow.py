@@ -216,6 +216,7 @@ class InterpreterWorkflow:
     async def _run_step(self, step: Step, path: str, scope: _Scope) -> None:
         self._seq += 1
         seq = self._seq
+        started = workflow.now()
         row: dict[str, Any] = {
             "kind": "step", "seq": seq, "stepId": step.id, "stepPath": path, "type": step.type, "status": "STARTED",
             "attempts": 1, "itemIndex": scope.item_index, "loopIndices": list(scope.loop_indices), "startedAt": self._now(),
@@ -244,8 +245,10 @@ class InterpreterWorkflow:
             raise
         finally:
             if not row.pop("_written", False):
+                ended = workflow.now()
                 row["status"] = status
-                row["endedAt"] = self._now()
+                row["endedAt"] = format_instant(ended)
+                row["durationMs"] = int((ended - started).total_seconds() * 1000)
                 self._pending[seq] = row
             self._current = previous
 
