@@ -131,3 +131,14 @@ def test_dev_starts_the_whole_stack_and_stops_on_ctrl_c(tmp_path: Path) -> None:
         rest, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, rest
     assert "stopped" in rest
+
+
+def test_schema_command_prints_the_json_schema_and_reference() -> None:
+    """`wfr schema` prints the JSON Schema; `--markdown` the generated reference."""
+    result = _wfr("schema")
+    assert result.returncode == 0
+    schema = json.loads(result.stdout)
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    assert "ForEachStep" in schema["$defs"]
+    markdown = _wfr("schema", "--markdown")
+    assert markdown.stdout.startswith("# DSL reference (generated)")

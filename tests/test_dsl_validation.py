@@ -33,7 +33,10 @@ CASES = [
     ("assign loop item", _wf({"id": "l", "type": "control.forEach", "items": {"$expr": "[1]"}, "itemVar": "it", "body": [_assign("b", **{"it.x": "1"})]}), [("root.steps[0].body.steps[0]", "NOT_ASSIGNABLE")]),
     ("concurrency 0", _wf({"id": "l", "type": "control.forEach", "items": {"$expr": "[1]"}, "itemVar": "it", "concurrency": 0, "body": []}), [("root.steps[0]", "SCHEMA_GREATER_THAN_EQUAL")]),
     ("nested path", _wf({"id": "i", "type": "control.if", "condition": {"$expr": "true"}, "then": [_assign("a", x="(")]}), [("root.steps[0].then.steps[0]", "EXPRESSION_PARSE")]),
-    ("bad payload schema", _wf(_assign("a", x="1"), payloadSchema={"type": "nonsense"}), [(None, "INVALID_PAYLOAD_SCHEMA")]),
+    ("bad payload schema", _wf(_assign("a", x="1"), payloadSchema={"type": "nonsense"}), [("root", "INVALID_PAYLOAD_SCHEMA")]),
+    ("huge range", _wf(_assign("a", x="$count([1..100001])")), [("root.steps[0]", "EXPRESSION_UNBOUNDED")]),
+    ("bad workflow id", {**_wf(_assign("a", x="1")), "id": "Bad Id"}, [("root", "SCHEMA_STRING_PATTERN_MISMATCH")]),
+    ("missing name", {k: v for k, v in _wf().items() if k != "name"}, [("root", "SCHEMA_MISSING")]),
     ("unpublished child", _wf({"id": "c", "type": "control.callWorkflow", "workflowId": "child", "workflowVersion": 2}), [("root.steps[0]", "WORKFLOW_NOT_PUBLISHED")]),
 ]
 

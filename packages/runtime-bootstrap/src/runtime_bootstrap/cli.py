@@ -154,6 +154,18 @@ def publish(files: tuple[str, ...], tenant: str) -> None:
         raise click.ClickException("nothing was published")
 
 
+# ----------------------------------------------------------------------------------- schema
+
+
+@wfr.command()
+@click.option("--markdown", is_flag=True, help="Print the generated DSL reference instead of the JSON Schema.")
+def schema(markdown: bool) -> None:
+    """Print the JSON Schema (draft 2020-12) of a workflow definition."""
+    from runtime_core.dsl import definition_json_schema, reference_markdown
+
+    click.echo(reference_markdown() if markdown else json.dumps(definition_json_schema(), indent=2), nl=not markdown)
+
+
 # ----------------------------------------------------------------------------------- launch
 
 

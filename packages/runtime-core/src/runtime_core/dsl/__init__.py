@@ -29,6 +29,7 @@ from runtime_core.dsl._models import (
     TryCatchStep,
     WorkflowDefinition,
 )
+from runtime_core.dsl._schema import SCHEMA_ID, definition_json_schema, reference_markdown
 from runtime_core.dsl._validate import (
     Problem,
     ValidationContext,
@@ -38,6 +39,7 @@ from runtime_core.dsl._validate import (
 )
 
 __all__ = [
+    "SCHEMA_ID",
     "ActionCallConfig",
     "ActionCallStep",
     "AssignConfig",
@@ -69,5 +71,7 @@ __all__ = [
     "WorkflowDefinition",
     "canonical_json",
     "definition_hash",
+    "definition_json_schema",
+    "reference_markdown",
     "validate_definition",
 ]

@@ -15,7 +15,8 @@ STEP_ID_PATTERN = r"^[A-Za-z0-9_-]+$"
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=False)
+    # strict: no coercion ("1" is not 1), so what publishes is exactly what the author wrote
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, strict=True)
 
 
 class Expression(_Strict):
@@ -54,7 +55,7 @@ class OnErrorPolicy(_Strict):
 
 class _StepBase(_Strict):
     id: str = Field(pattern=STEP_ID_PATTERN, description="Unique step id within the definition.")
-    name: str | None = Field(default=None, description="Optional display name.")
+    name: str | None = Field(default=None, description="Optional display name shown in timelines and UIs.")
 
 
 # ---------------------------------------------------------------------------------- node steps
@@ -126,18 +127,18 @@ class EventFilter(_Strict):
     """A condition on the inbound event's payload."""
 
     path: str = Field(min_length=1, description="Dot path into the event payload.")
-    op: Literal["=", "!=", "in", "exists"]
-    value: Any = None
+    op: Literal["=", "!=", "in", "exists"] = Field(description="JSON equality without coercion; a missing path fails `=`, `in`, `exists` and passes `!=`.")
+    value: Any = Field(default=None, description="Compared value (a list for `in`).")
 
 
 class EventWaitConfig(_Strict):
     """Config of ``event.wait``."""
 
-    eventName: str = Field(min_length=1)
+    eventName: str = Field(min_length=1, description="Name of the inbound event to wait for.")
     correlationKey: Expression = Field(description="Evaluated when the wait starts; non-strings go through `$string`.")
-    filters: list[EventFilter] | None = None
+    filters: list[EventFilter] | None = Field(default=None, description="Conditions on the event payload, all of which must hold.")
     timeoutMs: int | None = Field(default=None, ge=0, description="Raise TimeoutError after this many ms.")
-    assign: ExpressionMap | None = None
+    assign: ExpressionMap | None = Field(default=None, description="Assignments on resume (after `vars.event`, `vars.eventName`).")
 
 
 class EventWaitStep(_StepBase):
@@ -150,13 +151,13 @@ class EventWaitStep(_StepBase):
 class HumanTaskConfig(_Strict):
     """Config of ``human.task``."""
 
-    taskType: str = Field(min_length=1)
-    title: Expression
-    description: Expression | None = None
-    contextData: dict[str, Value] | None = None
+    taskType: str = Field(min_length=1, description="Task type; its registered form schema applies without `formSchema`.")
+    title: Expression = Field(description="Task title.")
+    description: Expression | None = Field(default=None, description="Task description.")
+    contextData: dict[str, Value] | None = Field(default=None, description="Values shown to the person doing the task.")
     formSchema: dict[str, Any] | None = Field(default=None, description="Inline JSON Schema of the response.")
-    timeoutMs: int | None = Field(default=None, ge=0)
-    assign: ExpressionMap | None = None
+    timeoutMs: int | None = Field(default=None, ge=0, description="Raise TimeoutError (task CANCELED) after this many ms.")
+    assign: ExpressionMap | None = Field(default=None, description="Assignments on resume (after `vars.event`).")
 
 
 class HumanTaskStep(_StepBase):
@@ -173,41 +174,41 @@ class IfStep(_StepBase):
     """Branch on a condition (JSONata truthiness)."""
 
     type: Literal["control.if"]
-    condition: Expression
-    then: list[Step]
-    else_: list[Step] | None = Field(default=None, alias="else")
+    condition: Expression = Field(description="JSONata condition, tested with `$boolean()` truthiness.")
+    then: list[Step] = Field(description="Steps run when the condition holds.")
+    else_: list[Step] | None = Field(default=None, alias="else", description="Steps run otherwise.")
 
 
 class ForEachStep(_StepBase):
     """Run ``body`` once per item."""
 
     type: Literal["control.forEach"]
-    items: Expression
-    itemVar: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
-    body: list[Step]
-    onItemError: Literal["fail", "continue"] = "fail"
-    concurrency: int = Field(default=1, ge=1)
-    collect: Expression | None = None
-    saveAs: str | None = None
+    items: Expression = Field(description="Array to iterate (undefined: none; a single value: one iteration).")
+    itemVar: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="Name binding the current item in expressions (not payload, vars, meta, error, loop, childRun).")
+    body: list[Step] = Field(description="Steps run once per item.")
+    onItemError: Literal["fail", "continue"] = Field(default="fail", description="`continue` abandons a failed item, stores its error at `error` and goes on.")
+    concurrency: int = Field(default=1, ge=1, description="Items run at once; above 1 each iteration gets its own copy of payload/vars.")
+    collect: Expression | None = Field(default=None, description="Evaluated at the end of each successful iteration.")
+    saveAs: str | None = Field(default=None, description="Where the collected list (in item order) is assigned after the loop.")
 
 
 class TryCatchStep(_StepBase):
     """Run ``catch`` when a catchable error leaves ``try``."""
 
     type: Literal["control.tryCatch"]
-    try_: list[Step] = Field(alias="try")
-    catch: list[Step]
-    captureErrorAs: str | None = None
+    try_: list[Step] = Field(alias="try", description="Steps guarded by the block.")
+    catch: list[Step] = Field(description="Steps run when a catchable error leaves `try`.")
+    captureErrorAs: str | None = Field(default=None, description="The error is stored at `vars.<captureErrorAs>`.")
 
 
 class CallWorkflowStep(_StepBase):
     """Run a published workflow as a child run."""
 
     type: Literal["control.callWorkflow"]
-    workflowId: str = Field(pattern=ID_PATTERN)
-    workflowVersion: int = Field(ge=1)
-    inputMapping: dict[str, Value] | None = None
-    outputMapping: dict[str, Value] | None = None
+    workflowId: str = Field(pattern=ID_PATTERN, description="Published child workflow id.")
+    workflowVersion: int = Field(ge=1, description="Pinned child version.")
+    inputMapping: dict[str, Value] | None = Field(default=None, description="Values forming the child payload (none gives `{}`).")
+    outputMapping: dict[str, Value] | None = Field(default=None, description="Assignment path → value, evaluated with `childRun` in the context.")
     retry: RetryPolicy | None = None
     onError: OnErrorPolicy | None = None
 
@@ -235,23 +236,23 @@ class EventTrigger(_Strict):
     """Start a run of the latest published version for every inbound event of that name."""
 
     type: Literal["event"]
-    eventName: str = Field(min_length=1)
-    payloadMapping: dict[str, Value] | None = None
+    eventName: str = Field(min_length=1, description="Inbound event name that starts a run.")
+    payloadMapping: dict[str, Value] | None = Field(default=None, description="Values over `{event: {name, correlationKey, payload}}`; the event payload itself when absent.")
 
 
 class ScheduleTrigger(_Strict):
     """One run at an instant."""
 
     type: Literal["schedule"]
-    runAt: str
+    runAt: str = Field(description="ISO-8601 instant of the one run.")
 
 
 class RecurringTrigger(_Strict):
     """A run at each cron occurrence."""
 
     type: Literal["recurring"]
-    cron: str
-    timezone: str
+    cron: str = Field(description="Cron expression.")
+    timezone: str = Field(description="IANA time zone of the cron expression.")
 
 
 Trigger = Annotated[EventTrigger | ScheduleTrigger | RecurringTrigger, Field(discriminator="type")]
@@ -262,11 +263,11 @@ class WorkflowDefinition(_Strict):
 
     id: str = Field(pattern=ID_PATTERN, description="Stable workflow id.")
     version: int = Field(ge=1, description="(id, version) is immutable once published.")
-    name: str
-    description: str | None = None
+    name: str = Field(description="Display name.")
+    description: str | None = Field(default=None, description="Free text for authors and UIs.")
     payloadSchema: dict[str, Any] | None = Field(default=None, description="JSON Schema (2020-12) of the launch payload.")
-    trigger: Trigger | None = None
-    steps: list[Step]
+    trigger: Trigger | None = Field(default=None, description="What starts runs besides explicit launches.")
+    steps: list[Step] = Field(description="The root sequence (path `root.steps`).")
 
 
 for _model in (IfStep, ForEachStep, TryCatchStep, WorkflowDefinition):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,7 +16,11 @@ from runtime_core.dsl._models import SEQUENCE_KEYS, WorkflowDefinition
 from runtime_core.dsl._paths import PathError, parse_assign_path
 from runtime_core.expressions import ExpressionEngine
 
-__all__ = ["Problem", "ValidationContext", "canonical_json", "definition_hash", "validate_definition"]
+__all__ = ["MAX_RANGE_ITEMS", "Problem", "ValidationContext", "canonical_json", "definition_hash", "validate_definition"]
+
+#: Largest range literal (`[a..b]`) an expression may contain.
+MAX_RANGE_ITEMS = 100_000
+_RANGE_LITERAL = re.compile(r"\[\s*(-?\d+)\s*\.\.\s*(-?\d+)\s*\]")
 
 
 @dataclass(frozen=True)
@@ -119,7 +124,7 @@ def _schema_problems(data: Any, err: ValidationError) -> list[Problem]:
             message = f"unknown step type {item.get('input', {}).get('type')!r}" if isinstance(item.get("input"), dict) else message
         elif where:
             message = f"{where}: {message}"
-        problems.append(Problem("error", step_path or ("root" if rest else None), step_id, f"SCHEMA_{item['type'].upper()}", message))
+        problems.append(Problem("error", step_path or "root", step_id, f"SCHEMA_{item['type'].upper()}", message))
     return problems
 
 
@@ -167,7 +172,7 @@ def _semantic_problems(data: dict[str, Any], ctx: ValidationContext) -> list[Pro
         try:
             jsonschema.Draft202012Validator.check_schema(data["payloadSchema"])
         except jsonschema.SchemaError as err:
-            problems.append(Problem("error", None, None, "INVALID_PAYLOAD_SCHEMA", f"payloadSchema is not a valid JSON Schema: {err.message}"))
+            problems.append(Problem("error", "root", None, "INVALID_PAYLOAD_SCHEMA", f"payloadSchema is not a valid JSON Schema: {err.message}"))
 
     for step_path, step, loop_locals in _iter_steps(data.get("steps"), "root.steps"):
         step_id = step.get("id") if isinstance(step.get("id"), str) else None
@@ -181,6 +186,9 @@ def _semantic_problems(data: dict[str, Any], ctx: ValidationContext) -> list[Pro
             parse_error = ctx.engine.parse_problem(source)
             if parse_error is not None:
                 problems.append(Problem("error", step_path, step_id, "EXPRESSION_PARSE", f"{where}: {source!r} does not parse: {parse_error}"))
+            for low, high in _RANGE_LITERAL.findall(source):
+                if int(high) - int(low) + 1 > MAX_RANGE_ITEMS:
+                    problems.append(Problem("error", step_path, step_id, "EXPRESSION_UNBOUNDED", f"{where}: range [{low}..{high}] has more than {MAX_RANGE_ITEMS:,} items; page through the data instead"))
         locals_here = loop_locals + ((step["itemVar"],) if step_type == "control.forEach" and isinstance(step.get("itemVar"), str) else ())
         for where, target in _assign_targets(step):
             # a forEach's own saveAs is assigned after the loop, outside its item scope
@@ -242,7 +250,7 @@ def validate_definition(data: Any, ctx: ValidationContext | None = None) -> tupl
     """
     ctx = ctx or ValidationContext()
     if not isinstance(data, dict):
-        return None, [Problem("error", None, None, "SCHEMA_NOT_AN_OBJECT", "a definition must be a JSON object")]
+        return None, [Problem("error", "root", None, "SCHEMA_NOT_AN_OBJECT", "a definition must be a JSON object")]
     model: WorkflowDefinition | None = None
     problems: list[Problem] = []
     try:

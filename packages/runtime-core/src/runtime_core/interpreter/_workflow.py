@@ -47,6 +47,7 @@ with workflow.unsafe.imports_passed_through():
         Step,
         TransformAssignStep,
         WorkflowDefinition,
+        definition_hash,
     )
     from runtime_core.errors import NOT_RETRIED_BY_DEFAULT, RunError, RuntimeErrorInfo
     from runtime_core.expressions import ExpressionClock, ExpressionEngine, format_instant, use_clock
@@ -102,6 +103,14 @@ class InterpreterWorkflow:
     async def run(self, inp: RunInput) -> RunResult:
         """Interpret the definition to its end."""
         self._input = inp
+        if definition_hash(inp.definition) != inp.definition_hash:
+            # The pinned definition was altered between publishing and this run: never guess.
+            raise ApplicationError(
+                f"definition of {inp.workflow_id} v{inp.workflow_version} does not match its pinned hash {inp.definition_hash[:12]}",
+                {"category": "InterpreterCorruption", "code": "DEFINITION_HASH_MISMATCH", "message": "pinned definition hash mismatch"},
+                type="InterpreterCorruption",
+                non_retryable=True,
+            )
         definition = WorkflowDefinition.model_validate(inp.definition)
         self._meta = {
             "runId": inp.run_id,

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from runtime_core.actions import ActionRegistry
 from runtime_core.contract import SEMANTICS_VERSION
@@ -91,14 +92,23 @@ async def publish_definitions(
         canonical = model.model_dump(mode="json", by_alias=True, exclude_unset=True)
         digest = definition_hash(canonical)
         if key in seen:
-            problems.append(_tag(Problem("error", None, None, "DUPLICATE_IN_BATCH", f"{model.id!r} version {model.version} appears twice in this batch"), document))
+            problems.append(_tag(Problem("error", "root", None, "DUPLICATE_IN_BATCH", f"{model.id!r} version {model.version} appears twice in this batch"), document))
         seen.add(key)
         if key in stored and stored[key] != digest:
-            problems.append(_tag(Problem("error", None, None, "VERSION_IMMUTABLE", f"{model.id!r} version {model.version} is already published with different content; publish it as version {max(v for (w, v) in stored if w == model.id) + 1}"), document))
+            problems.append(_tag(Problem("error", "root", None, "VERSION_IMMUTABLE", f"{model.id!r} version {model.version} is already published with different content; publish it as version {max(v for (w, v) in stored if w == model.id) + 1}"), document))
         models.append((model, canonical, digest))
     if any(p["severity"] == "error" for p in problems):
         return PublishOutcome(published=False, problems=problems)
 
+    try:
+        return PublishOutcome(published=True, problems=problems, versions=await _store(database, tenant, models, stored))
+    except IntegrityError:
+        # Another publish of the same (id, version) committed first: nothing of ours was written.
+        conflict = Problem("error", "root", None, "CONCURRENT_PUBLISH", "another publish of the same workflow version committed first; publish again to compare")
+        return PublishOutcome(published=False, problems=[*problems, conflict.to_dict()])
+
+
+async def _store(database: Database, tenant: str, models: list[tuple[WorkflowDefinition, dict[str, Any], str]], stored: dict[tuple[str, int], str]) -> list[PublishedVersion]:
     versions: list[PublishedVersion] = []
     now = utcnow()
     async with database.sessions.begin() as session:
@@ -121,4 +131,4 @@ async def publish_definitions(
                 )
             )
             versions.append(PublishedVersion(model.id, model.version, digest, created=True))
-    return PublishOutcome(published=True, problems=problems, versions=versions)
+    return versions
