@@ -21,7 +21,7 @@ from runtime_bootstrap._devserver import DevServer
 from runtime_bootstrap._stack import Stack
 from runtime_core.actions import ActionRegistry
 from runtime_core.persistence import Database, upgrade
-from runtime_core.worker import build_authored_worker
+from runtime_core.worker import build_authored_worker, temporal_runtime
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_SCENARIOS = ROOT.parent / "shared" / "scenarios"
@@ -76,7 +76,7 @@ async def temporal_server() -> AsyncIterator[DevServer]:
 async def running_stack(server: DevServer, namespace: str, database: Database, registry: ActionRegistry | None = None) -> AsyncIterator[Stack]:
     """A migrated database and an authored worker on ``namespace``."""
     await upgrade(database)
-    client = await Client.connect(server.address, namespace=namespace)
+    client = await Client.connect(server.address, namespace=namespace, runtime=temporal_runtime())
     registry = registry or ActionRegistry.default()
     worker = build_authored_worker(client, database, registry)
     task = asyncio.create_task(worker.run())

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from temporalio.client import Client
 
+from runtime_core.worker import temporal_runtime
+
 __all__ = ["DevServer", "DevServerError", "find_temporal_binary", "free_port"]
 
 #: Dynamic config of the embedded server. The dev server's default transfer-queue poll rate (20/s)
@@ -117,7 +119,7 @@ class DevServer:
             if self._proc.poll() is not None:
                 raise DevServerError(f"the Temporal dev server exited with code {self._proc.returncode} (see {self.log_file or 'its output'})")
             try:
-                client = await Client.connect(self.address, namespace=self.namespaces[0])
+                client = await Client.connect(self.address, namespace=self.namespaces[0], runtime=temporal_runtime())
                 await client.workflow_service.get_system_info(__import__("temporalio.api.workflowservice.v1", fromlist=["GetSystemInfoRequest"]).GetSystemInfoRequest())
                 return
             except Exception as err:  # not up yet

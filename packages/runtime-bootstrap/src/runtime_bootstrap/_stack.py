@@ -18,7 +18,7 @@ from runtime_bootstrap.settings import AppSettings
 from runtime_core.actions import ActionRegistry
 from runtime_core.launcher import Launcher
 from runtime_core.persistence import Database, upgrade
-from runtime_core.worker import build_authored_worker, connect_temporal
+from runtime_core.worker import build_authored_worker, connect_temporal, temporal_runtime
 
 __all__ = ["Stack", "open_stack"]
 
@@ -86,7 +86,7 @@ async def open_stack(
                 log_file=str(base / "temporal.log"),
             )
             await server.start()
-            client = await Client.connect(server.address, namespace=settings.runtime.temporal_namespace)
+            client = await Client.connect(server.address, namespace=settings.runtime.temporal_namespace, runtime=temporal_runtime())
             url = database_url or f"sqlite:///{base / 'wfr.db'}"
         database = Database(url)
         await upgrade(database)

@@ -27,10 +27,12 @@ __all__ = [
     "WORKFLOW_TYPE",
     "ActionRequest",
     "ActionResult",
+    "ChildDefinition",
     "FinalizeRequest",
     "MockSpec",
     "ProjectRequest",
     "RunInput",
+    "RunOptions",
     "RunResult",
     "workflow_id_for_run",
 ]
@@ -84,6 +86,26 @@ class MockSpec:
 
 
 @dataclass
+class RunOptions:
+    """Interpreter knobs chosen by the launcher (deterministic: carried in the run's input)."""
+
+    #: Continue-as-new after this many steps even if Temporal does not suggest it yet.
+    continue_as_new_after_steps: int = 2000
+    #: Flush buffered projection rows once this many are pending.
+    flush_every_rows: int = 200
+    #: start-to-close timeout of one action attempt.
+    action_timeout_ms: int = 300_000
+
+
+@dataclass
+class ChildDefinition:
+    """A published definition a run may call, pinned when the root run was launched."""
+
+    definition: dict[str, Any]
+    definition_hash: str
+
+
+@dataclass
 class RunInput:
     """Input of the interpreter workflow, built only by the launcher (or a parent run).
 
@@ -103,6 +125,13 @@ class RunInput:
     parent_run_id: str | None = None
     root_run_id: str | None = None
     mocks: dict[str, MockSpec] = field(default_factory=dict)
+    #: Definitions reachable through control.callWorkflow, keyed ``"<id>@<version>"``.
+    children: dict[str, ChildDefinition] = field(default_factory=dict)
+    options: RunOptions = field(default_factory=RunOptions)
+    #: Interpreter state carried across continue-as-new (None on a fresh run).
+    checkpoint: dict[str, Any] | None = None
+    #: Sequence number of the parent's callWorkflow step (child runs only).
+    parent_step_seq: int | None = None
 
 
 @dataclass

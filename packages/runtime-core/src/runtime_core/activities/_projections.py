@@ -8,7 +8,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from runtime_core.persistence import RunRow, StepRow, utcnow
+from runtime_core.persistence import RunRow, RunSnapshot, StepRow, utcnow
+from runtime_core.secrets import redact
 
 __all__ = ["apply_projections", "parse_instant"]
 
@@ -28,6 +29,21 @@ async def apply_projections(session: AsyncSession, tenant: str, run_id: str, row
     Activity retries may re-deliver rows, so every write is an idempotent upsert keyed by
     ``(run_id, seq)``.
     """
+    for data in rows:
+        if data.get("kind") == "run-create" and await session.get(RunRow, data["runId"]) is None:
+            started = parse_instant(data["startedAt"]) or utcnow()
+            session.add(
+                RunRow(
+                    run_id=data["runId"], tenant=tenant, workflow_id=data["workflowId"], workflow_version=data["workflowVersion"],
+                    status="RUNNING", engine="temporal", temporal_workflow_id=data["temporalWorkflowId"], temporal_run_id=data["temporalRunId"],
+                    definition_hash=data["definitionHash"], semantics_version=data["semanticsVersion"], parent_run_id=data["parentRunId"],
+                    root_run_id=data["rootRunId"], input=redact(data["input"]), trigger={"parentStepSeq": data["parentStepSeq"]},
+                    created_at=started, started_at=started, updated_at=utcnow(),
+                )
+            )
+            await session.flush()
+        elif data.get("kind") == "snapshot":
+            session.add(RunSnapshot(tenant=tenant, run_id=run_id, kind=data["snapshotKind"], snapshot=redact(data["snapshot"]), taken_at=parse_instant(data["takenAt"]) or utcnow()))
     steps = [r for r in rows if r.get("kind") == "step"]
     if steps:
         seqs = [r["seq"] for r in steps]

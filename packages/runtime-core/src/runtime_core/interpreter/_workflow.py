@@ -2,14 +2,18 @@
 
 Design notes:
 
-* The definition arrives validated and pinned (hash) in :class:`RunInput`; the workflow never
-  reads the authoring tables.
+* The definition arrives validated and pinned (hash) in :class:`RunInput`, together with every
+  definition it can call (pinned when the root run was launched); the workflow never reads the
+  authoring tables.
 * Projection rows are buffered in the workflow and written by the next activity (the action
-  activity writes them in the same transaction as its own STARTED row) or by ``finalize``, so a
-  ``transform.assign`` or ``control.if`` step costs no history events.
+  activity writes them in the same transaction as its own STARTED row), by a flush when many
+  are pending, or by ``finalize``: a ``transform.assign`` or ``control.if`` step costs no
+  history events.
 * Action errors come back as non-retryable activity failures; the interpreter applies the
   authored retry policy with durable timers. Infrastructure failures are retried by Temporal
   underneath and never count as attempts.
+* Long runs continue-as-new at a step boundary with nothing in flight: the unwinding frames
+  record where each sequence stood, and the next run resumes there (see ``_ContinueAsNew``).
 """
 
 from __future__ import annotations
@@ -17,35 +21,45 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from dataclasses import dataclass, field
-from datetime import timedelta
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy as TemporalRetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
+from temporalio.exceptions import CancelledError as TemporalCancelledError
 
 with workflow.unsafe.imports_passed_through():
     from runtime_core.contract import (
         ACTION_ACTIVITY,
         FINALIZE_ACTIVITY,
+        PROJECT_ACTIVITY,
         QUERY_CURRENT_STEP,
         QUERY_CURRENT_WAIT,
         QUERY_INTERPRETER_SUMMARY,
+        TASK_QUEUE,
         WORKFLOW_TYPE,
         ActionRequest,
         ActionResult,
         FinalizeRequest,
+        ProjectRequest,
         RunInput,
         RunResult,
+        workflow_id_for_run,
     )
     from runtime_core.dsl import (
         ActionCallStep,
+        CallWorkflowStep,
+        ForEachStep,
         IfStep,
+        RetryPolicy,
         ReturnStep,
         StateSetStep,
         Step,
         TransformAssignStep,
+        TryCatchStep,
         WorkflowDefinition,
         definition_hash,
     )
@@ -58,7 +72,6 @@ __all__ = ["InterpreterWorkflow"]
 #: Infrastructure retries of the runtime's own activities: unlimited, with backoff. An action's
 #: own errors are non-retryable ApplicationErrors and never reach this policy.
 _INFRA_RETRY = TemporalRetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0, maximum_interval=timedelta(seconds=30), maximum_attempts=0)
-_ACTION_TIMEOUT = timedelta(minutes=5)
 _PROJECTION_TIMEOUT = timedelta(seconds=60)
 
 _ENGINE = ExpressionEngine()
@@ -68,19 +81,47 @@ class _Return(Exception):
     """Raised by ``control.return``; unwinds to the run."""
 
 
+class _ContinueAsNew(Exception):
+    """Raised at a step boundary to continue-as-new.
+
+    ``frames`` lists, outermost first, where each enclosing sequence stood: ``{"seqPath",
+    "index", "container"}``; ``container`` describes the step at ``index`` that was running
+    (its row and, for a loop, its items and position), or is ``None`` when the step at
+    ``index`` had not started.
+    """
+
+    def __init__(self, frame: dict[str, Any]) -> None:
+        super().__init__("continue-as-new")
+        self.frames: list[dict[str, Any]] = [frame]
+        #: State of the container step being unwound, waiting for its enclosing sequence frame.
+        self.container: dict[str, Any] | None = None
+
+
 @dataclass
-class _Scope:
-    """The mutable scopes a sequence of steps runs against."""
+class _Data:
+    """The mutable data a sequence of steps works on; shared or copied per loop iteration."""
 
     payload: dict[str, Any]
     vars: dict[str, Any]
     error: dict[str, Any] | None = None
+
+
+@dataclass
+class _Scope:
+    """Data plus what is local to where a step runs (loop items, loop indices)."""
+
+    data: _Data
     locals: dict[str, Any] = field(default_factory=dict)
     loop_indices: list[int] = field(default_factory=list)
+    #: Inside a concurrent forEach: no continue-as-new (something else is in flight).
+    concurrent: bool = False
 
     @property
     def item_index(self) -> int | None:
         return self.loop_indices[-1] if self.loop_indices else None
+
+
+Resume = list[dict[str, Any]]
 
 
 @workflow.defn(name=WORKFLOW_TYPE)
@@ -91,17 +132,19 @@ class InterpreterWorkflow:
         """Initialise interpreter state (no I/O)."""
         self._input: RunInput | None = None
         self._seq = 0
+        self._steps_this_run = 0
         self._pending: dict[int, dict[str, Any]] = {}
         self._status = "RUNNING"
         self._meta: dict[str, Any] = {}
-        self._root: _Scope = _Scope(payload={}, vars={})
+        self._root = _Scope(_Data(payload={}, vars={}))
         self._current: dict[str, Any] | None = None
+        self._flush_due = False
 
     # ---------------------------------------------------------------------------------- run
 
     @workflow.run
     async def run(self, inp: RunInput) -> RunResult:
-        """Interpret the definition to its end."""
+        """Interpret the definition to its end (or continue-as-new at a safe point)."""
         self._input = inp
         if definition_hash(inp.definition) != inp.definition_hash:
             # The pinned definition was altered between publishing and this run: never guess.
@@ -112,24 +155,31 @@ class InterpreterWorkflow:
                 non_retryable=True,
             )
         definition = WorkflowDefinition.model_validate(inp.definition)
-        self._meta = {
-            "runId": inp.run_id,
-            "workflowId": inp.workflow_id,
-            "workflowVersion": inp.workflow_version,
-            "tenant": inp.tenant,
-            "startedAt": inp.started_at,
-            "definitionHash": inp.definition_hash,
-            "semanticsVersion": inp.semantics_version,
-            "state": None,
-        }
-        self._root = _Scope(payload=json_copy(inp.payload), vars={})
+        resume: Resume | None = None
+        if inp.checkpoint is None:
+            self._meta = {
+                "runId": inp.run_id, "workflowId": inp.workflow_id, "workflowVersion": inp.workflow_version, "tenant": inp.tenant,
+                "startedAt": inp.started_at, "definitionHash": inp.definition_hash, "semanticsVersion": inp.semantics_version, "state": None,
+            }
+            self._root = _Scope(_Data(payload=json_copy(inp.payload), vars={}))
+            if inp.parent_run_id is not None:
+                self._pending[0] = self._child_run_row()
+        else:
+            cp = inp.checkpoint
+            self._meta = cp["meta"]
+            self._root = _Scope(_Data(payload=cp["payload"], vars=cp["vars"], error=cp.get("error")))
+            self._seq = cp["seq"]
+            resume = cp["frames"]
         error: RuntimeErrorInfo | None = None
         try:
             try:
-                await self._run_sequence(definition.steps, "root.steps", self._root)
+                await self._run_sequence(definition.steps, "root.steps", self._root, resume)
             except _Return:
                 pass
             self._status = "SUCCEEDED"
+        except _ContinueAsNew as can:
+            await self._flush(snapshot=True)
+            workflow.continue_as_new(replace(inp, checkpoint=self._checkpoint(can.frames)))
         except RunError as err:
             self._status = "FAILED"
             error = err.info
@@ -141,7 +191,23 @@ class InterpreterWorkflow:
         await self._finalize(error)
         if error is not None:
             raise ApplicationError(error.message, error.to_dict(), type=error.category, non_retryable=True)
-        return RunResult(run_id=inp.run_id, status=self._status, payload=self._root.payload, vars=self._root.vars, meta=self._meta)
+        return RunResult(run_id=inp.run_id, status=self._status, payload=self._root.data.payload, vars=self._root.data.vars, meta=self._meta)
+
+    def _checkpoint(self, frames: Resume) -> dict[str, Any]:
+        return {
+            "payload": self._root.data.payload, "vars": self._root.data.vars, "error": self._root.data.error,
+            "meta": self._meta, "seq": self._seq, "frames": frames,
+        }
+
+    def _child_run_row(self) -> dict[str, Any]:
+        inp = self._input
+        assert inp is not None
+        return {
+            "kind": "run-create", "runId": inp.run_id, "workflowId": inp.workflow_id, "workflowVersion": inp.workflow_version,
+            "temporalWorkflowId": workflow.info().workflow_id, "temporalRunId": workflow.info().run_id, "definitionHash": inp.definition_hash,
+            "semanticsVersion": inp.semantics_version, "parentRunId": inp.parent_run_id, "rootRunId": inp.root_run_id,
+            "parentStepSeq": inp.parent_step_seq, "input": inp.payload, "startedAt": inp.started_at,
+        }
 
     async def _finalize(self, error: RuntimeErrorInfo | None) -> None:
         assert self._input is not None
@@ -149,12 +215,23 @@ class InterpreterWorkflow:
             run_id=self._input.run_id,
             tenant=self._input.tenant,
             status=self._status,
-            result={"payload": self._root.payload, "vars": self._root.vars, "meta": self._meta},
+            result={"payload": self._root.data.payload, "vars": self._root.data.vars, "meta": self._meta},
             error=None if error is None else error.to_dict(),
             ended_at=self._now(),
             projections=self._drain(),
         )
         await workflow.execute_activity(FINALIZE_ACTIVITY, req, start_to_close_timeout=_PROJECTION_TIMEOUT, retry_policy=_INFRA_RETRY)
+
+    async def _flush(self, *, snapshot: bool = False) -> None:
+        """Write pending projection rows now (many pending, or before continue-as-new)."""
+        assert self._input is not None
+        rows = self._drain()
+        if snapshot:
+            rows.append({"kind": "snapshot", "snapshotKind": "continue-as-new", "takenAt": self._now(),
+                         "snapshot": {"payload": self._root.data.payload, "vars": self._root.data.vars, "meta": self._meta, "seq": self._seq}})
+        if rows:
+            req = ProjectRequest(run_id=self._input.run_id, tenant=self._input.tenant, projections=rows)
+            await workflow.execute_activity(PROJECT_ACTIVITY, req, start_to_close_timeout=_PROJECTION_TIMEOUT, retry_policy=_INFRA_RETRY)
 
     # ------------------------------------------------------------------------------ queries
 
@@ -175,8 +252,8 @@ class InterpreterWorkflow:
             "status": self._status,
             "stepsStarted": self._seq,
             "currentStep": self._current,
-            "payload": self._root.payload,
-            "vars": self._root.vars,
+            "payload": self._root.data.payload,
+            "vars": self._root.data.vars,
             "meta": self._meta,
         }
 
@@ -185,31 +262,33 @@ class InterpreterWorkflow:
     def _now(self) -> str:
         return format_instant(workflow.now())
 
-    def _context(self, scope: _Scope) -> dict[str, Any]:
-        ctx: dict[str, Any] = {"payload": scope.payload, "vars": scope.vars, "meta": self._meta}
-        if scope.error is not None:
-            ctx["error"] = scope.error
+    def _context(self, scope: _Scope, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        ctx: dict[str, Any] = {"payload": scope.data.payload, "vars": scope.data.vars, "meta": self._meta}
+        if scope.data.error is not None:
+            ctx["error"] = scope.data.error
         ctx.update(scope.locals)
+        if extra:
+            ctx.update(extra)
         return ctx
 
-    def _eval(self, source: str, scope: _Scope) -> Any:
+    def _eval(self, source: str, scope: _Scope, extra: dict[str, Any] | None = None) -> Any:
         with use_clock(ExpressionClock(now=workflow.now, random=workflow.random().random)):
-            return _ENGINE.evaluate(source, self._context(scope))
+            return _ENGINE.evaluate(source, self._context(scope, extra))
 
-    def _resolve(self, value: Any, scope: _Scope) -> Any:
+    def _resolve(self, value: Any, scope: _Scope, extra: dict[str, Any] | None = None) -> Any:
         """Evaluate a config value: expressions evaluated, secret references kept for activities."""
         if isinstance(value, dict):
             if len(value) == 1 and "$expr" in value:
-                return json_copy(self._eval(value["$expr"], scope))
+                return json_copy(self._eval(value["$expr"], scope, extra))
             if len(value) == 1 and "$secret" in value:
                 return dict(value)
-            return {k: self._resolve(v, scope) for k, v in value.items()}
+            return {k: self._resolve(v, scope, extra) for k, v in value.items()}
         if isinstance(value, list):
-            return [self._resolve(v, scope) for v in value]
+            return [self._resolve(v, scope, extra) for v in value]
         return value
 
     def _assign(self, scope: _Scope, path: str, value: Any) -> None:
-        assign_path({"payload": scope.payload, "vars": scope.vars}, path, value, tuple(scope.locals))
+        assign_path({"payload": scope.data.payload, "vars": scope.data.vars}, path, value, tuple(scope.locals))
 
     def _drain(self) -> list[dict[str, Any]]:
         rows = [self._pending[k] for k in sorted(self._pending)]
@@ -218,28 +297,66 @@ class InterpreterWorkflow:
 
     # ---------------------------------------------------------------------------- sequences
 
-    async def _run_sequence(self, steps: list[Step], path: str, scope: _Scope) -> None:
-        for index, step in enumerate(steps):
-            await self._run_step(step, f"{path}[{index}]", scope)
+    async def _run_sequence(self, steps: list[Step], path: str, scope: _Scope, resume: Resume | None = None) -> None:
+        start, container, inner = 0, None, []
+        if resume:
+            frame = resume[0]
+            if frame["seqPath"] != path:
+                raise RunError(RuntimeErrorInfo(category="InterpreterCorruption", message=f"checkpoint frame {frame['seqPath']} does not match {path}"))
+            start, container, inner = frame["index"], frame.get("container"), resume[1:]
+        for index in range(start, len(steps)):
+            try:
+                if index == start and container is not None:
+                    await self._run_step(steps[index], f"{path}[{index}]", scope, (container, inner))
+                else:
+                    if not (resume and index == start):  # never straight back out after a resume
+                        self._maybe_continue_as_new(scope, path, index)
+                    await self._run_step(steps[index], f"{path}[{index}]", scope)
+            except _ContinueAsNew as can:
+                if can.container is not None:
+                    can.frames.insert(0, {"seqPath": path, "index": index, "container": can.container})
+                    can.container = None
+                raise
 
-    async def _run_step(self, step: Step, path: str, scope: _Scope) -> None:
-        self._seq += 1
-        seq = self._seq
-        started = workflow.now()
-        row: dict[str, Any] = {
-            "kind": "step", "seq": seq, "stepId": step.id, "stepPath": path, "type": step.type, "status": "STARTED",
-            "attempts": 1, "itemIndex": scope.item_index, "loopIndices": list(scope.loop_indices), "startedAt": self._now(),
-            "error": None,
-        }
+    def _maybe_continue_as_new(self, scope: _Scope, path: str, index: int) -> None:
+        if scope.concurrent or self._input is None:
+            return
+        if len(self._pending) >= self._input.options.flush_every_rows:
+            self._flush_due = True  # keep the next activity's input small
+        if self._steps_this_run >= self._input.options.continue_as_new_after_steps or workflow.info().is_continue_as_new_suggested():
+            raise _ContinueAsNew({"seqPath": path, "index": index, "container": None})
+
+    async def _run_step(self, step: Step, path: str, scope: _Scope, resume: tuple[dict[str, Any], Resume] | None = None) -> None:
+        if self._flush_due:
+            self._flush_due = False
+            await self._flush()
+        container: dict[str, Any] | None = None
+        inner: Resume = []
+        if resume is not None:
+            container, inner = resume
+            row: dict[str, Any] = container["row"]
+            started = datetime.fromisoformat(row["startedAt"].replace("Z", "+00:00"))
+        else:
+            self._seq += 1
+            self._steps_this_run += 1
+            started = workflow.now()
+            row = {
+                "kind": "step", "seq": self._seq, "stepId": step.id, "stepPath": path, "type": step.type, "status": "STARTED",
+                "attempts": 1, "itemIndex": scope.item_index, "loopIndices": list(scope.loop_indices), "startedAt": format_instant(started),
+                "error": None,
+            }
+        seq = row["seq"]
         previous = self._current
         self._current = {"seq": seq, "stepId": step.id, "stepPath": path, "type": step.type}
         self._pending[seq] = row
         status = "SUCCEEDED"
+        continuing = False
         try:
-            override = await self._dispatch(step, path, scope, row)
+            override = await self._dispatch(step, path, scope, row, container, inner)
             if override is not None:
                 status = override
-        except _Return:
+        except _ContinueAsNew:
+            continuing = True  # still running: the next run resumes inside this step, same row
             raise
         except RunError as err:
             if err.info.node_path is None:
@@ -253,15 +370,15 @@ class InterpreterWorkflow:
             status = "CANCELED"
             raise
         finally:
-            if not row.pop("_written", False):
+            self._current = previous
+            if not continuing and not row.pop("_written", False):
                 ended = workflow.now()
                 row["status"] = status
                 row["endedAt"] = format_instant(ended)
                 row["durationMs"] = int((ended - started).total_seconds() * 1000)
                 self._pending[seq] = row
-            self._current = previous
 
-    async def _dispatch(self, step: Step, path: str, scope: _Scope, row: dict[str, Any]) -> str | None:
+    async def _dispatch(self, step: Step, path: str, scope: _Scope, row: dict[str, Any], container: dict[str, Any] | None, inner: Resume) -> str | None:
         if isinstance(step, TransformAssignStep):
             values = [(target, json_copy(self._eval(expr.expr, scope))) for target, expr in step.config.assign.items()]
             for target, value in values:
@@ -271,13 +388,25 @@ class InterpreterWorkflow:
             self._meta["state"] = step.config.state
             return None
         if isinstance(step, IfStep):
-            branch, key = (step.then, "then") if truthy(self._eval(step.condition.expr, scope)) else (step.else_ or [], "else")
-            await self._run_sequence(branch, f"{path}.{key}.steps", scope)
+            if container is not None:
+                key = "then" if inner[0]["seqPath"].endswith(".then.steps") else "else"
+            else:
+                key = "then" if truthy(self._eval(step.condition.expr, scope)) else "else"
+            branch = step.then if key == "then" else (step.else_ or [])
+            await self._container(row, self._run_sequence(branch, f"{path}.{key}.steps", scope, inner or None))
             return None
         if isinstance(step, ReturnStep):
             raise _Return()
         if isinstance(step, ActionCallStep):
             return await self._action_call(step, path, scope, row)
+        if isinstance(step, TryCatchStep):
+            await self._try_catch(step, path, scope, row, inner)
+            return None
+        if isinstance(step, ForEachStep):
+            await self._for_each(step, path, scope, row, container, inner)
+            return None
+        if isinstance(step, CallWorkflowStep):
+            return await self._call_workflow(step, path, scope, row)
         raise RunError(
             RuntimeErrorInfo(
                 category="InterpreterCorruption",
@@ -286,10 +415,141 @@ class InterpreterWorkflow:
             )
         )
 
+    async def _container(self, row: dict[str, Any], body: Awaitable[None], state: dict[str, Any] | None = None) -> None:
+        """Run a container's body; on continue-as-new, record the container's row and state."""
+        try:
+            await body
+        except _ContinueAsNew as can:
+            can.container = {"row": row, **(state or {})}
+            raise
+
+    # ------------------------------------------------------------------------- control flow
+
+    async def _try_catch(self, step: TryCatchStep, path: str, scope: _Scope, row: dict[str, Any], inner: Resume) -> None:
+        in_catch = bool(inner) and inner[0]["seqPath"].endswith(".catch.steps")
+        if not in_catch:
+            try:
+                await self._container(row, self._run_sequence(step.try_, f"{path}.try.steps", scope, inner or None))
+                return
+            except RunError as err:
+                if not err.info.catchable:
+                    raise
+                if step.captureErrorAs:
+                    self._assign(scope, step.captureErrorAs, err.info.to_dict())
+            inner = []
+        await self._container(row, self._run_sequence(step.catch, f"{path}.catch.steps", scope, inner or None))
+
+    def _loop_scope(self, step: ForEachStep, scope: _Scope, data: _Data, items: list[Any], index: int, concurrent: bool) -> _Scope:
+        n = len(items)
+        loop = {"item": items[index], "index": index, "length": n, "isFirst": index == 0, "isLast": index == n - 1}
+        return _Scope(data, {**scope.locals, step.itemVar: items[index], "loop": loop}, [*scope.loop_indices, index], concurrent or scope.concurrent)
+
+    async def _for_each(self, step: ForEachStep, path: str, scope: _Scope, row: dict[str, Any], container: dict[str, Any] | None, inner: Resume) -> None:
+        body_path = f"{path}.body.steps"
+        if container is not None:
+            items, start, collected = container["items"], container["position"], container["collected"]
+        else:
+            value = self._eval(step.items.expr, scope)
+            items = [] if value is None else (json_copy(value) if isinstance(value, list) else [json_copy(value)])
+            start, collected = 0, [None] * len(items)
+        if step.concurrency > 1 and len(items) > 1:
+            await self._for_each_concurrent(step, body_path, scope, items, collected)
+        else:
+            for index in range(start, len(items)):
+                it_scope = self._loop_scope(step, scope, scope.data, items, index, False)
+                resume = inner if (container is not None and index == start and inner) else None
+                try:
+                    await self._container(row, self._run_sequence(step.body, body_path, it_scope, resume),
+                                          {"items": items, "position": index, "collected": collected})
+                except RunError as err:
+                    if step.onItemError == "continue" and err.info.catchable:
+                        scope.data.error = err.info.to_dict()
+                        continue
+                    raise
+                if step.collect is not None:
+                    collected[index] = json_copy(self._eval(step.collect.expr, it_scope))
+        if step.saveAs and step.collect is not None:
+            self._assign(scope, step.saveAs, collected)
+
+    async def _for_each_concurrent(self, step: ForEachStep, body_path: str, scope: _Scope, items: list[Any], collected: list[Any]) -> None:
+        async def one(index: int) -> None:
+            data = _Data(payload=json_copy(scope.data.payload), vars=json_copy(scope.data.vars), error=scope.data.error)
+            it_scope = self._loop_scope(step, scope, data, items, index, True)
+            await self._run_sequence(step.body, body_path, it_scope)
+            if step.collect is not None:
+                collected[index] = json_copy(self._eval(step.collect.expr, it_scope))
+
+        tasks: dict[asyncio.Task[None], int] = {}
+        pending: set[asyncio.Task[None]] = set()
+        failures: dict[int, BaseException] = {}
+        next_index = 0
+        try:
+            while next_index < len(items) or pending:
+                while not failures and next_index < len(items) and len(pending) < step.concurrency:
+                    task = asyncio.ensure_future(one(next_index))
+                    tasks[task] = next_index
+                    pending.add(task)
+                    next_index += 1
+                if not pending:
+                    break
+                done, still = await workflow.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                pending = set(still)
+                for task in sorted(done, key=lambda t: tasks[t]):
+                    exc = None if task.cancelled() else task.exception()
+                    if exc is None:
+                        continue
+                    if isinstance(exc, RunError) and exc.info.catchable and step.onItemError == "continue":
+                        scope.data.error = exc.info.to_dict()
+                        continue
+                    failures[tasks[task]] = exc
+                if failures and pending:
+                    await self._cancel_all(pending, tasks, failures)
+                    pending = set()
+        except asyncio.CancelledError:
+            # an operator cancel: the iterations are our tasks, so cancel them and wait
+            await self._cancel_all(pending, tasks, {})
+            raise
+        if failures:
+            # a return ends the run at once; otherwise the lowest failed item index wins
+            returns = [i for i, e in failures.items() if isinstance(e, _Return)]
+            raise failures[min(returns)] if returns else failures[min(failures)]
+
+    async def _cancel_all(self, pending: set[asyncio.Task[None]], tasks: dict[asyncio.Task[None], int], failures: dict[int, BaseException]) -> None:
+        ordered = sorted(pending, key=lambda t: tasks[t])
+        for task in ordered:
+            task.cancel()
+        await asyncio.gather(*ordered, return_exceptions=True)
+        for task in ordered:
+            exc = None if task.cancelled() else task.exception()
+            if exc is not None and not isinstance(exc, asyncio.CancelledError):
+                failures.setdefault(tasks[task], exc)
+
     # ----------------------------------------------------------------------------- actions
+
+    async def _with_retry(self, step: ActionCallStep | CallWorkflowStep, path: str, scope: _Scope, row: dict[str, Any],
+                          attempt_once: Callable[[int], Awaitable[Any]]) -> tuple[bool, Any]:
+        """Run attempts under the step's retry policy; ``(True, result)`` or ``(False, status)``."""
+        policy = step.retry
+        max_attempts = policy.maxAttempts if policy else 1
+        attempt = 0
+        while True:
+            attempt += 1
+            row["attempts"] = attempt
+            try:
+                return True, await attempt_once(attempt)
+            except RunError as err:
+                info = err.info
+                info.node_path, info.at = path, self._now()
+                row["error"] = info.to_dict()
+                if attempt < max_attempts and _should_retry(policy.retryOn if policy else None, info):
+                    assert policy is not None
+                    await workflow.sleep(timedelta(milliseconds=_backoff_ms(policy, attempt)))
+                    continue
+                return False, self._on_final_error(step, path, scope, row, info)
 
     async def _action_call(self, step: ActionCallStep, path: str, scope: _Scope, row: dict[str, Any]) -> str | None:
         assert self._input is not None
+        inp = self._input
         cfg = step.config
         try:
             action_input = self._resolve(cfg.inputMapping or {}, scope)
@@ -299,35 +559,33 @@ class InterpreterWorkflow:
             # (ExpressionError), but onError still applies.
             row["attempts"] = 0
             return self._on_final_error(step, path, scope, row, err.info)
-        mock = self._input.mocks.get(cfg.actionId)
-        policy = step.retry
-        max_attempts = policy.maxAttempts if policy else 1
-        attempt = 0
-        while True:
-            attempt += 1
-            row["attempts"] = attempt
+        mock = inp.mocks.get(cfg.actionId)
+
+        async def attempt_once(attempt: int) -> ActionResult:
             req = ActionRequest(
-                run_id=self._input.run_id, tenant=self._input.tenant, seq=row["seq"], step_id=step.id, step_path=path,
+                run_id=inp.run_id, tenant=inp.tenant, seq=row["seq"], step_id=step.id, step_path=path,
                 item_index=scope.item_index, loop_indices=list(scope.loop_indices), action_id=cfg.actionId, action_version=cfg.version,
                 input=action_input, attempt=attempt, idempotency_key=key, started_at=row["startedAt"], projections=self._drain(), mock=mock,
             )
             try:
                 result: ActionResult = await workflow.execute_activity(
-                    ACTION_ACTIVITY, req, result_type=ActionResult, start_to_close_timeout=_ACTION_TIMEOUT, retry_policy=_INFRA_RETRY
+                    ACTION_ACTIVITY, req, result_type=ActionResult,
+                    start_to_close_timeout=timedelta(milliseconds=inp.options.action_timeout_ms), retry_policy=_INFRA_RETRY,
                 )
+                return result
             except ActivityError as err:
-                info = _error_from_activity(err)
-                info.node_path, info.at = path, self._now()
-                row["error"] = info.to_dict()
-                if attempt < max_attempts and _should_retry(policy.retryOn if policy else None, info):
-                    await workflow.sleep(timedelta(milliseconds=self._backoff_ms(step, attempt)))
-                    continue
-                return self._on_final_error(step, path, scope, row, info)
-            row["error"] = None
-            row["_written"] = True  # the activity wrote the SUCCEEDED row itself
-            if cfg.saveAs:
-                self._assign(scope, cfg.saveAs, result.output)
-            return None
+                if isinstance(err.cause, TemporalCancelledError):
+                    raise asyncio.CancelledError() from None  # we cancelled it: not the action's error
+                raise RunError(_error_from_activity(err)) from None
+
+        ok, outcome = await self._with_retry(step, path, scope, row, attempt_once)
+        if not ok:
+            return str(outcome)
+        row["error"] = None
+        row["_written"] = True  # the activity wrote the SUCCEEDED row itself
+        if cfg.saveAs:
+            self._assign(scope, cfg.saveAs, outcome.output)
+        return None
 
     def _idempotency_key(self, step: ActionCallStep, path: str, scope: _Scope, action_input: Any) -> str:
         assert self._input is not None
@@ -340,7 +598,7 @@ class InterpreterWorkflow:
         material = json.dumps([self._input.run_id, path, scope.loop_indices, cfg.actionId, cfg.version, action_input], sort_keys=True, separators=(",", ":"))
         return "derived:" + hashlib.sha256(material.encode()).hexdigest()
 
-    def _on_final_error(self, step: ActionCallStep, path: str, scope: _Scope, row: dict[str, Any], info: RuntimeErrorInfo) -> str:
+    def _on_final_error(self, step: ActionCallStep | CallWorkflowStep, path: str, scope: _Scope, row: dict[str, Any], info: RuntimeErrorInfo) -> str:
         """Apply ``onError`` after the last attempt: continue (store at ``error``) or raise."""
         if info.node_path is None:
             info.node_path = path
@@ -348,19 +606,69 @@ class InterpreterWorkflow:
             info.at = self._now()
         row["error"] = info.to_dict()
         if step.onError is not None and step.onError.policy == "continue" and info.catchable:
-            scope.error = info.to_dict()
+            scope.data.error = info.to_dict()
             return "FAILED"
         raise RunError(info)
 
-    def _backoff_ms(self, step: ActionCallStep, attempt: int) -> float:
-        policy = step.retry
-        assert policy is not None
-        delay = policy.backoffMs * policy.backoffMultiplier ** (attempt - 1)
-        if policy.maxDelayMs is not None:
-            delay = min(delay, policy.maxDelayMs)
-        if policy.jitter:
-            delay *= workflow.random().uniform(0.5, 1.0)
-        return delay
+    # ------------------------------------------------------------------------------ children
+
+    async def _call_workflow(self, step: CallWorkflowStep, path: str, scope: _Scope, row: dict[str, Any]) -> str | None:
+        assert self._input is not None
+        inp = self._input
+        pinned = inp.children.get(f"{step.workflowId}@{step.workflowVersion}")
+        if pinned is None:
+            raise RunError(RuntimeErrorInfo(category="InterpreterCorruption", code="CHILD_NOT_PINNED",
+                                            message=f"{step.workflowId} v{step.workflowVersion} was not pinned when the root run was launched"))
+        try:
+            payload = self._resolve(step.inputMapping or {}, scope)
+        except RunError as err:
+            row["attempts"] = 0
+            return self._on_final_error(step, path, scope, row, err.info)
+
+        async def attempt_once(attempt: int) -> RunResult:
+            child_id = workflow.uuid4().hex
+            child_input = RunInput(
+                run_id=child_id, tenant=inp.tenant, workflow_id=step.workflowId, workflow_version=step.workflowVersion,
+                definition=pinned.definition, definition_hash=pinned.definition_hash, semantics_version=inp.semantics_version,
+                payload=payload, started_at=self._now(), parent_run_id=inp.run_id, root_run_id=inp.root_run_id or inp.run_id,
+                mocks=inp.mocks, children=inp.children, options=inp.options, parent_step_seq=row["seq"],
+            )
+            try:
+                result: RunResult = await workflow.execute_child_workflow(
+                    WORKFLOW_TYPE, child_input, id=workflow_id_for_run(child_id), task_queue=TASK_QUEUE, result_type=RunResult,
+                    cancellation_type=workflow.ChildWorkflowCancellationType.WAIT_CANCELLATION_COMPLETED,
+                )
+                return result
+            except ChildWorkflowError as err:
+                cause = err.cause
+                if isinstance(cause, TemporalCancelledError):
+                    raise asyncio.CancelledError() from None
+                child_error = cause.details[0] if isinstance(cause, ApplicationError) and cause.details and isinstance(cause.details[0], dict) else {"message": str(cause)}
+                raise RunError(RuntimeErrorInfo(
+                    category="ChildWorkflowError",
+                    message=f"child run {child_id} of {step.workflowId} v{step.workflowVersion} failed: {child_error.get('message')}",
+                    details={"childRunId": child_id, "error": child_error},
+                )) from None
+
+        ok, outcome = await self._with_retry(step, path, scope, row, attempt_once)
+        if not ok:
+            return str(outcome)
+        row["error"] = None
+        if step.outputMapping:
+            child_run = {"payload": outcome.payload, "vars": outcome.vars, "meta": outcome.meta}
+            values = [(target, self._resolve(value, scope, {"childRun": child_run})) for target, value in step.outputMapping.items()]
+            for target, value in values:
+                self._assign(scope, target, value)
+        return None
+
+
+def _backoff_ms(policy: RetryPolicy, attempt: int) -> float:
+    delay = policy.backoffMs * policy.backoffMultiplier ** (attempt - 1)
+    if policy.maxDelayMs is not None:
+        delay = min(delay, policy.maxDelayMs)
+    if policy.jitter:
+        delay *= workflow.random().uniform(0.5, 1.0)
+    return float(delay)
 
 
 def _error_from_activity(err: ActivityError) -> RuntimeErrorInfo:

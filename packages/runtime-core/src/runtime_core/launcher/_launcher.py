@@ -10,7 +10,7 @@ import jsonschema
 from sqlalchemy import delete, select
 from temporalio.client import Client
 
-from runtime_core.contract import SEMANTICS_VERSION, TASK_QUEUE, WORKFLOW_TYPE, MockSpec, RunInput, workflow_id_for_run
+from runtime_core.contract import SEMANTICS_VERSION, TASK_QUEUE, WORKFLOW_TYPE, ChildDefinition, MockSpec, RunInput, RunOptions, workflow_id_for_run
 from runtime_core.dsl import definition_hash
 from runtime_core.expressions import format_instant
 from runtime_core.persistence import Database, DefinitionVersion, RunRow, WorkflowDefinitionRow, utcnow
@@ -48,15 +48,40 @@ class LaunchedRun:
 class Launcher:
     """Creates the run row (pinned hash and semantics version), then starts the workflow."""
 
-    def __init__(self, client: Client, database: Database) -> None:
+    def __init__(self, client: Client, database: Database, options: RunOptions | None = None) -> None:
         """Bind to a Temporal client and the database.
 
         Args:
             client: Connected Temporal client (namespace of the authored worker).
             database: Authoring and read-model database.
+            options: Interpreter options carried by every run this launcher starts.
         """
         self.client = client
         self.database = database
+        self.options = options or RunOptions()
+
+    async def _pin_children(self, tenant: str, document: dict[str, Any]) -> dict[str, ChildDefinition]:
+        """Every definition reachable through control.callWorkflow, pinned now (transitively)."""
+        pinned: dict[str, ChildDefinition] = {}
+        queue = _called(document)
+        async with self.database.sessions() as session:
+            while queue:
+                wf_id, version = queue.pop()
+                key = f"{wf_id}@{version}"
+                if key in pinned:
+                    continue
+                row = (
+                    await session.execute(
+                        select(DefinitionVersion).where(DefinitionVersion.tenant == tenant, DefinitionVersion.workflow_id == wf_id, DefinitionVersion.version == version)
+                    )
+                ).scalar_one_or_none()
+                if row is None:
+                    raise LaunchError(f"workflow {wf_id!r} version {version}, called by this definition, is not published for tenant {tenant!r}")
+                if definition_hash(row.document) != row.definition_hash:
+                    raise LaunchError(f"workflow {wf_id!r} version {version} no longer matches its pinned hash")
+                pinned[key] = ChildDefinition(definition=row.document, definition_hash=row.definition_hash)
+                queue.extend(_called(row.document))
+        return pinned
 
     async def launch(
         self,
@@ -105,6 +130,7 @@ class Launcher:
                 problems = [{"path": "payload" + "".join(f"[{p!r}]" if isinstance(p, int) else f".{p}" for p in e.absolute_path), "message": e.message} for e in errors]
                 raise LaunchError("the payload does not match payloadSchema: " + "; ".join(f"{p['path']}: {p['message']}" for p in problems), problems)
 
+        children = await self._pin_children(tenant, row.document)
         run_id = uuid.uuid4().hex
         now = utcnow()
         temporal_id = workflow_id_for_run(run_id)
@@ -119,7 +145,7 @@ class Launcher:
         run_input = RunInput(
             run_id=run_id, tenant=tenant, workflow_id=workflow_id, workflow_version=version, definition=row.document,
             definition_hash=row.definition_hash, semantics_version=SEMANTICS_VERSION, payload=payload,
-            started_at=format_instant(now), root_run_id=run_id, mocks=dict(mocks or {}),
+            started_at=format_instant(now), root_run_id=run_id, mocks=dict(mocks or {}), children=children, options=self.options,
         )
         try:
             handle = await self.client.start_workflow(WORKFLOW_TYPE, run_input, id=temporal_id, task_queue=TASK_QUEUE)
@@ -133,3 +159,21 @@ class Launcher:
             if run is not None:
                 run.temporal_run_id = handle.first_execution_run_id or handle.result_run_id
         return LaunchedRun(run_id, tenant, workflow_id, version, temporal_id, handle.first_execution_run_id or handle.result_run_id)
+
+
+def _called(document: dict[str, Any]) -> list[tuple[str, int]]:
+    """``(workflowId, workflowVersion)`` of every control.callWorkflow in a definition."""
+    found: list[tuple[str, int]] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if node.get("type") == "control.callWorkflow":
+                found.append((node["workflowId"], node["workflowVersion"]))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(document.get("steps", []))
+    return found

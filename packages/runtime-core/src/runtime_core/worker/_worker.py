@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from temporalio.client import Client
+from temporalio.runtime import LogForwardingConfig, LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
@@ -16,7 +18,7 @@ from runtime_core.interpreter import InterpreterWorkflow
 from runtime_core.persistence import Database
 from runtime_core.secrets import SecretProvider
 
-__all__ = ["PASSTHROUGH_MODULES", "build_authored_worker", "connect_temporal", "workflow_runner"]
+__all__ = ["PASSTHROUGH_MODULES", "build_authored_worker", "connect_temporal", "temporal_runtime", "workflow_runner"]
 
 #: Deterministic libraries the interpreter uses, loaded once outside the sandbox. jsonata-python
 #: imports parts of itself lazily during evaluation, so a with-block in the workflow module is not
@@ -29,6 +31,28 @@ def workflow_runner() -> SandboxedWorkflowRunner:
     return SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES))
 
 
+_RUNTIME: Runtime | None = None
+
+
+def temporal_runtime() -> Runtime:
+    """The process-wide Temporal runtime, forwarding SDK-core logs to Python logging.
+
+    Without it the Rust core writes its warnings to stdout, which would corrupt machine-readable
+    output (``wfr scenario run``) and bypass the process's logging configuration.
+    """
+    global _RUNTIME
+    if _RUNTIME is None:
+        _RUNTIME = Runtime(
+            telemetry=TelemetryConfig(
+                logging=LoggingConfig(
+                    filter=TelemetryFilter(core_level="WARN", other_level="ERROR"),
+                    forwarding=LogForwardingConfig(logger=logging.getLogger("temporalio.core")),
+                )
+            )
+        )
+    return _RUNTIME
+
+
 async def connect_temporal(settings: RuntimeSettings) -> Client:
     """Connect to Temporal as configured.
 
@@ -36,7 +60,7 @@ async def connect_temporal(settings: RuntimeSettings) -> Client:
         RuntimeError: Temporal is unreachable; the message names WFR_TEMPORAL_ADDRESS.
     """
     try:
-        return await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
+        return await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace, runtime=temporal_runtime())
     except Exception as err:
         raise RuntimeError(
             f"cannot reach Temporal at {settings.temporal_address} (namespace {settings.temporal_namespace!r}): {err}. "
