@@ -36,7 +36,7 @@ def tests(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """Ruff over every package, the tests and this file."""
     session.install("ruff>=0.6")
-    session.run("ruff", "check", "packages", "tests", "noxfile.py", *session.posargs)
+    session.run("ruff", "check", "packages", "tests", "scripts", "noxfile.py", *session.posargs)
 
 
 @nox.session

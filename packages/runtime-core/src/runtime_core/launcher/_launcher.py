@@ -8,6 +8,7 @@ from typing import Any
 
 import jsonschema
 from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 
 from runtime_core.contract import SEMANTICS_VERSION, TASK_QUEUE, WORKFLOW_TYPE, ChildDefinition, MockSpec, RunInput, RunOptions, workflow_id_for_run
@@ -70,15 +71,7 @@ class Launcher:
                 key = f"{wf_id}@{version}"
                 if key in pinned:
                     continue
-                row = (
-                    await session.execute(
-                        select(DefinitionVersion).where(DefinitionVersion.tenant == tenant, DefinitionVersion.workflow_id == wf_id, DefinitionVersion.version == version)
-                    )
-                ).scalar_one_or_none()
-                if row is None:
-                    raise LaunchError(f"workflow {wf_id!r} version {version}, called by this definition, is not published for tenant {tenant!r}")
-                if definition_hash(row.document) != row.definition_hash:
-                    raise LaunchError(f"workflow {wf_id!r} version {version} no longer matches its pinned hash")
+                row = await _load_version(session, tenant, wf_id, version)
                 pinned[key] = ChildDefinition(definition=row.document, definition_hash=row.definition_hash)
                 queue.extend(_called(row.document))
         return pinned
@@ -114,15 +107,7 @@ class Launcher:
                 if head is None:
                     raise LaunchError(f"workflow {workflow_id!r} is not published for tenant {tenant!r}")
                 version = head.latest_version
-            row = (
-                await session.execute(
-                    select(DefinitionVersion).where(DefinitionVersion.tenant == tenant, DefinitionVersion.workflow_id == workflow_id, DefinitionVersion.version == version)
-                )
-            ).scalar_one_or_none()
-        if row is None:
-            raise LaunchError(f"workflow {workflow_id!r} version {version} is not published for tenant {tenant!r}")
-        if definition_hash(row.document) != row.definition_hash:
-            raise LaunchError(f"workflow {workflow_id!r} version {version} no longer matches its pinned hash; the stored definition was altered outside publishing")
+            row = await _load_version(session, tenant, workflow_id, version)
         schema = row.document.get("payloadSchema")
         if schema is not None:
             errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(payload), key=lambda e: list(e.absolute_path))
@@ -159,6 +144,24 @@ class Launcher:
             if run is not None:
                 run.temporal_run_id = handle.first_execution_run_id or handle.result_run_id
         return LaunchedRun(run_id, tenant, workflow_id, version, temporal_id, handle.first_execution_run_id or handle.result_run_id)
+
+
+async def _load_version(session: AsyncSession, tenant: str, workflow_id: str, version: int) -> DefinitionVersion:
+    """A published version whose stored document still matches its pinned hash.
+
+    Raises:
+        LaunchError: Not published for this tenant, or altered outside publishing.
+    """
+    row = (
+        await session.execute(
+            select(DefinitionVersion).where(DefinitionVersion.tenant == tenant, DefinitionVersion.workflow_id == workflow_id, DefinitionVersion.version == version)
+        )
+    ).scalar_one_or_none()
+    if row is None:
+        raise LaunchError(f"workflow {workflow_id!r} version {version} is not published for tenant {tenant!r}")
+    if definition_hash(row.document) != row.definition_hash:
+        raise LaunchError(f"workflow {workflow_id!r} version {version} no longer matches its pinned hash; the stored definition was altered outside publishing")
+    return row
 
 
 def _called(document: dict[str, Any]) -> list[tuple[str, int]]:

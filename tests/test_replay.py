@@ -1,0 +1,42 @@
+"""Determinism: recorded histories of representative runs must replay on the current interpreter.
+
+The corpus in tests/histories/ was recorded from real runs of every scenario shape. Any
+interpreter change that makes one of them non-deterministic fails here; such a change must
+bump SEMANTICS_VERSION and keep old histories replaying (patching), not re-record them.
+
+Record a fresh corpus (only when adding shapes), with the packages installed:
+    python scripts/record_histories.py
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.worker import Replayer
+
+from runtime_core.interpreter import InterpreterWorkflow
+from runtime_core.worker import workflow_runner
+
+HISTORIES = Path(__file__).parent / "histories"
+
+
+def _corpus() -> list[Path]:
+    return sorted(HISTORIES.glob("*.json"))
+
+
+def test_corpus_is_present() -> None:
+    """The corpus covers the scenario shapes (a missing corpus must not pass silently)."""
+    assert len(_corpus()) >= 20
+
+
+@pytest.mark.parametrize("path", _corpus(), ids=[p.stem for p in _corpus()])
+async def test_history_replays(path: Path) -> None:
+    """The recorded history replays without non-determinism."""
+    data = json.loads(path.read_text())
+    history = WorkflowHistory.from_json(data["workflowId"], data["history"])
+    replayer = Replayer(workflows=[InterpreterWorkflow], workflow_runner=workflow_runner())
+    result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+    assert result.replay_failure is None, f"{path.name}: {result.replay_failure}"
