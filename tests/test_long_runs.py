@@ -82,3 +82,26 @@ async def test_ten_thousand_iterations_keep_history_bounded(stack: Stack) -> Non
         longest = max(longest, len(events))
         assert sum(e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED for e in events) < 100
     assert runs >= 5 and longest < 500
+
+
+async def _event_count(stack: Stack, steps: list[dict[str, Any]]) -> int:
+    definition = {"id": f"cost-{uuid.uuid4().hex[:6]}", "version": 1, "name": "cost", "steps": steps}
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    assert (await publish_definitions(stack.database, stack.registry, tenant, [definition])).published
+    launched = await stack.launcher.launch(tenant, definition["id"], {})
+    handle = stack.client.get_workflow_handle(launched.temporal_workflow_id)
+    await handle.result()
+    return len([e async for e in handle.fetch_history_events()])
+
+
+async def test_history_cost_per_step(stack: Stack) -> None:
+    """An action step costs at most 7 history events (an activity is 6); assign and if steps cost none."""
+    echo = {"type": "action.call", "config": {"actionId": "core.echo", "version": 1, "inputMapping": {"a": 1}}}
+    empty = await _event_count(stack, [])
+    controls = await _event_count(stack, [
+        *(_assign(f"a{i}", x=str(i)) for i in range(10)),
+        *({"id": f"if{i}", "type": "control.if", "condition": {"$expr": "true"}, "then": [_assign(f"t{i}", y="1")]} for i in range(5)),
+    ])
+    actions = await _event_count(stack, [{"id": f"e{i}", **echo} for i in range(5)])
+    assert controls == empty
+    assert (actions - empty) / 5 <= 7

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy import select
@@ -47,17 +48,26 @@ def action_error(category: str, message: str, *, code: str | None = None, detail
 class RuntimeActivities:
     """Activities registered by the authored worker."""
 
-    def __init__(self, database: Database, registry: ActionRegistry, secrets: SecretProvider | None = None) -> None:
+    def __init__(
+        self,
+        database: Database,
+        registry: ActionRegistry,
+        secrets: SecretProvider | None = None,
+        on_committed: Callable[[ActionRequest], Awaitable[None]] | None = None,
+    ) -> None:
         """Inject dependencies.
 
         Args:
             database: Where projections and the idempotency ledger live.
             registry: The actions this worker can run.
             secrets: Resolves ``{"$secret": NAME}`` references; environment variables by default.
+            on_committed: Called after an invocation and its ledger row committed, before the
+                result goes back to Temporal (metrics; crash tests use it to die in that window).
         """
         self.database = database
         self.registry = registry
         self.secrets: SecretProvider = secrets or EnvSecretProvider()
+        self.on_committed = on_committed
 
     def all(self) -> list[Any]:
         """Every activity method, for ``Worker(activities=...)``."""
@@ -122,6 +132,8 @@ class RuntimeActivities:
         except Exception as err:  # an action's own bug is its ActionError, not an infrastructure retry
             log.exception("action %s v%s failed", req.action_id, req.action_version)
             raise await self._fail(req, started, "ActionError", f"{type(err).__name__}: {err}") from None
+        if self.on_committed is not None:
+            await self.on_committed(req)
         return ActionResult(output=output)
 
     async def _finish_step(self, req: ActionRequest, status: str, started: Any, error: dict[str, Any] | None = None) -> None:
