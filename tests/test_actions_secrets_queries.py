@@ -121,3 +121,33 @@ async def test_queries_show_the_current_step_and_scopes(stack: Stack) -> None:
     assert summary["status"] == "RUNNING" and summary["vars"] == {"ready": True} and summary["payload"] == {"x": 1}
     await handle.result()
     assert (await handle.query(QUERY_INTERPRETER_SUMMARY))["status"] == "SUCCEEDED"
+
+
+async def test_cancel_propagates_to_children(stack: Stack) -> None:
+    """Cancelling a parent cancels its running child first; both end CANCELED with their rows."""
+    tenant = _tenant()
+    parent = {"id": "cparent", "version": 1, "name": "p", "steps": [{"id": "call", "type": "control.callWorkflow", "workflowId": "cchild", "workflowVersion": 1}]}
+    child = {"id": "cchild", "version": 1, "name": "c", "steps": [
+        {"id": "nap", "type": "action.call", "config": {"actionId": "core.delay", "version": 1, "inputMapping": {"ms": 20000}}}]}
+    assert (await publish_definitions(stack.database, stack.registry, tenant, [parent, child])).published
+    launched = await stack.launcher.launch(tenant, "cparent", {})
+    handle = stack.client.get_workflow_handle(launched.temporal_workflow_id)
+    view = None
+    for _ in range(200):
+        view = await run_view(stack.database, launched.run_id)
+        if view and view["children"] and view["children"][0]["steps"]:
+            break
+        await asyncio.sleep(0.05)
+    assert view and view["children"], "the child never started"
+    await handle.cancel()
+    try:
+        await asyncio.wait_for(handle.result(), 30)
+    except Exception:  # noqa: BLE001 - a cancelled workflow raises
+        pass
+    view = await run_view(stack.database, launched.run_id)
+    assert view is not None
+    assert view["status"] == "CANCELED" and view["error"]["category"] == "Cancellation"
+    assert [(s["stepId"], s["status"]) for s in view["steps"]] == [("call", "CANCELED")]
+    (kid,) = view["children"]
+    assert kid["status"] == "CANCELED"
+    assert [(s["stepId"], s["status"]) for s in kid["steps"]] == [("nap", "CANCELED")]

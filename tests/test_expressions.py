@@ -59,3 +59,15 @@ def test_clock_and_random_are_injected() -> None:
 def test_compiled_expressions_are_cached() -> None:
     """Compiling the same text twice returns the same compiled object."""
     assert ENGINE.compile("payload.a") is ENGINE.compile("payload.a")
+
+
+def test_evaluation_never_walks_the_context(monkeypatch: pytest.MonkeyPatch) -> None:
+    """jsonata-python's per-call input validation (cost proportional to the context) is off."""
+    from jsonata import functions
+
+    def walk(_arg: object) -> None:
+        raise AssertionError("input validation walked the context")
+
+    monkeypatch.setattr(functions.Functions, "validate_input", staticmethod(walk))
+    big = {"payload": {"items": list(range(10_000)), "amount": 150}}
+    assert ExpressionEngine().evaluate("payload.amount > 100", big) is True
