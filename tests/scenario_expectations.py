@@ -6,12 +6,4 @@ suite until it is taken off this list. Nothing is skipped silently.
 
 from __future__ import annotations
 
-_NEEDS_ISSUE_5 = "waits, events, human tasks and cancel arrive with the waits issue (#5)"
-
-EXPECTED_FAILURES: dict[str, str] = {
-    "time-wait": _NEEDS_ISSUE_5,
-    "event-wait-correlated": _NEEDS_ISSUE_5,
-    "event-wait-timeout-caught": _NEEDS_ISSUE_5,
-    "human-task-validated": _NEEDS_ISSUE_5,
-    "cancel-during-wait": _NEEDS_ISSUE_5,
-}
+EXPECTED_FAILURES: dict[str, str] = {}

@@ -17,6 +17,7 @@ __all__ = [
     "FINALIZE_ACTIVITY",
     "HOUSEKEEPING_WORKFLOW",
     "HUMAN_TASK_SIGNAL",
+    "OPEN_WAIT_ACTIVITY",
     "PROJECT_ACTIVITY",
     "QUERY_CURRENT_STEP",
     "QUERY_CURRENT_WAIT",
@@ -30,6 +31,8 @@ __all__ = [
     "ChildDefinition",
     "FinalizeRequest",
     "MockSpec",
+    "OpenWaitRequest",
+    "OpenWaitResult",
     "ProjectRequest",
     "RunInput",
     "RunOptions",
@@ -52,6 +55,7 @@ QUERY_INTERPRETER_SUMMARY = "workflowRuntimeV2InterpreterSummary"
 #: Activity names (referenced by name from workflow code, so the deterministic modules never
 #: import the activity implementations or the database layer).
 ACTION_ACTIVITY = "workflowRuntimeV2Action"
+OPEN_WAIT_ACTIVITY = "workflowRuntimeV2OpenWait"
 PROJECT_ACTIVITY = "workflowRuntimeV2Project"
 FINALIZE_ACTIVITY = "workflowRuntimeV2Finalize"
 
@@ -199,3 +203,37 @@ class ProjectRequest:
     run_id: str
     tenant: str
     projections: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class OpenWaitRequest:
+    """Open a wait: write its row (and a human task's row) and, for event waits, find events
+    that arrived before the wait existed.
+
+    The rows commit before the look-up, so an event ingested concurrently is either found here or
+    sees the open wait and signals the run (duplicates are dropped by event id in the workflow).
+    """
+
+    run_id: str
+    tenant: str
+    wait_seq: int
+    step_seq: int
+    step_id: str
+    wait_type: str
+    created_at: str
+    run_started_at: str
+    run_waiting: bool
+    event_name: str | None = None
+    correlation_key: str | None = None
+    filters: list[dict[str, Any]] | None = None
+    due_at: str | None = None
+    task: dict[str, Any] | None = None
+    projections: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class OpenWaitResult:
+    """Stored events that may match the new wait (oldest first), and a task's form schema."""
+
+    events: list[dict[str, Any]] = field(default_factory=list)
+    form_schema: dict[str, Any] | None = None

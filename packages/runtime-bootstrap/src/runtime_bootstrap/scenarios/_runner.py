@@ -14,8 +14,9 @@ from temporalio.client import WorkflowExecutionStatus
 
 from runtime_bootstrap._stack import Stack
 from runtime_core.contract import MockSpec
+from runtime_core.ingress import EventIngress, TaskResponseRejected, complete_task
 from runtime_core.launcher import LaunchError
-from runtime_core.persistence import RunRow, TaskDefinition, WaitRow, utcnow
+from runtime_core.persistence import RunRow, TaskDefinition, TaskRow, WaitRow, utcnow
 from runtime_core.publishing import publish_definitions
 from runtime_core.readmodel import TERMINAL_STATUSES, run_view
 
@@ -113,13 +114,43 @@ class _Script:
         while self._left() > 0:
             async with self.stack.database.sessions() as session:
                 tree = select(RunRow.run_id).where(RunRow.root_run_id == self.run_id)
-                found = (await session.execute(select(WaitRow.id).where(WaitRow.run_id.in_(tree), WaitRow.wait_type == wait_type, WaitRow.status == "WAITING").limit(1))).first()
+                query = select(WaitRow.id).where(WaitRow.run_id.in_(tree), WaitRow.wait_type == wait_type, WaitRow.status == "WAITING")
+                if wait_type == "human":
+                    # the wait row of an answered task may lag behind (projections are buffered
+                    # until the run's next activity); the task row is authoritative
+                    query = query.join(TaskRow, (TaskRow.run_id == WaitRow.run_id) & (TaskRow.wait_seq == WaitRow.seq)).where(TaskRow.status == "PENDING")
+                found = (await session.execute(query.limit(1))).first()
             if found is not None:
                 return
             if await self._status() in TERMINAL_STATUSES:
                 raise ScenarioError(f"waitFor openWait {wait_type}: the run ended first")
             await asyncio.sleep(_POLL_S)
         raise ScenarioError(f"waitFor openWait {wait_type}: no open {wait_type} wait within timeoutMs")
+
+    async def send_event(self, index: int, arg: Any) -> None:
+        if not isinstance(arg, dict) or not isinstance(arg.get("eventName"), str):
+            raise ScenarioError(f"script[{index}]: event needs eventName")
+        try:
+            await EventIngress(self.stack.client, self.stack.database, self.stack.launcher).send(
+                self.tenant, arg["eventName"], arg.get("correlationKey"), arg.get("payload", {}), event_id=arg.get("eventId"), source="scenario"
+            )
+        except ValueError as err:
+            raise ScenarioError(f"script[{index}]: {err}") from None
+
+    async def complete_task(self, index: int, arg: Any) -> None:
+        arg = arg if isinstance(arg, dict) else {}
+        async with self.stack.database.sessions() as session:
+            tree = select(RunRow.run_id).where(RunRow.root_run_id == self.run_id)
+            task_id = (
+                await session.execute(select(TaskRow.task_id).where(TaskRow.run_id.in_(tree), TaskRow.status == "PENDING").order_by(TaskRow.created_at, TaskRow.task_id).limit(1))
+            ).scalar_one_or_none()
+        if task_id is None:
+            raise ScenarioError(f"script[{index}]: completeTask: the run tree has no open task")
+        admin = bool(arg.get("admin", False))
+        try:
+            await complete_task(self.stack.database, self.stack.client, self.tenant, task_id, arg.get("response"), admin=admin, actor="scenario-admin" if admin else None)
+        except TaskResponseRejected as err:
+            self.rejections.append({"category": "ValidationError", "message": str(err), "errors": err.errors})
 
     async def run(self, steps: list[Any]) -> None:
         for index, step in enumerate(steps):
@@ -137,8 +168,10 @@ class _Script:
                 await asyncio.sleep(float(arg) / 1000)
             elif kind == "cancel":
                 await self.stack.client.get_workflow_handle(f"workflow-runtime-v2:run:{self.run_id}").cancel()
-            elif kind in ("event", "completeTask"):
-                raise ScenarioError(f"script[{index}]: '{kind}' needs event ingress and human tasks, which this runtime version does not have yet")
+            elif kind == "event":
+                await self.send_event(index, arg)
+            elif kind == "completeTask":
+                await self.complete_task(index, arg)
             else:
                 raise ScenarioError(f"script[{index}]: unknown script step {kind!r}")
 

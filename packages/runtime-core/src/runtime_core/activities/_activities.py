@@ -6,7 +6,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
@@ -16,16 +16,19 @@ from runtime_core.activities._projections import apply_projections, parse_instan
 from runtime_core.contract import (
     ACTION_ACTIVITY,
     FINALIZE_ACTIVITY,
+    OPEN_WAIT_ACTIVITY,
     PROJECT_ACTIVITY,
     ActionRequest,
     ActionResult,
     FinalizeRequest,
+    OpenWaitRequest,
+    OpenWaitResult,
     ProjectRequest,
 )
-from runtime_core.persistence import ActionInvocation, Database, RunRow, utcnow
+from runtime_core.persistence import ActionInvocation, Database, RunRow, RuntimeEvent, TaskDefinition, TaskRow, WaitRow, utcnow
 from runtime_core.secrets import EnvSecretProvider, SecretNotFound, SecretProvider, redact, resolve_secrets, scrub
 
-__all__ = ["RuntimeActivities", "action_error"]
+__all__ = ["RuntimeActivities", "action_error", "event_signal"]
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +74,7 @@ class RuntimeActivities:
 
     def all(self) -> list[Any]:
         """Every activity method, for ``Worker(activities=...)``."""
-        return [self.run_action, self.project, self.finalize]
+        return [self.run_action, self.open_wait, self.project, self.finalize]
 
     @activity.defn(name=ACTION_ACTIVITY)
     async def run_action(self, req: ActionRequest) -> ActionResult:
@@ -148,6 +151,57 @@ class RuntimeActivities:
         await self._finish_step(req, "STARTED", started, info)
         return err
 
+    @activity.defn(name=OPEN_WAIT_ACTIVITY)
+    async def open_wait(self, req: OpenWaitRequest) -> OpenWaitResult:
+        """Write the wait row (with its task row) and the run's status, then look up early events."""
+        result = OpenWaitResult()
+        async with self.database.sessions.begin() as session:
+            await apply_projections(session, req.tenant, req.run_id, req.projections)
+            exists = (await session.execute(select(WaitRow.id).where(WaitRow.run_id == req.run_id, WaitRow.seq == req.wait_seq))).first()
+            if exists is None:  # an activity retry must not write the rows twice
+                session.add(
+                    WaitRow(
+                        tenant=req.tenant, run_id=req.run_id, seq=req.wait_seq, step_seq=req.step_seq, step_id=req.step_id, wait_type=req.wait_type,
+                        status="WAITING", event_name=req.event_name, correlation_key=req.correlation_key, filters=req.filters,
+                        due_at=parse_instant(req.due_at), created_at=parse_instant(req.created_at) or utcnow(),
+                    )
+                )
+            if req.task is not None:
+                task = req.task
+                schema = task.get("formSchema")
+                if schema is None:
+                    schema = (
+                        await session.execute(select(TaskDefinition.form_schema).where(TaskDefinition.tenant == req.tenant, TaskDefinition.task_type == task["taskType"]))
+                    ).scalar_one_or_none()
+                result.form_schema = schema
+                if await session.get(TaskRow, task["taskId"]) is None:
+                    session.add(
+                        TaskRow(
+                            task_id=task["taskId"], tenant=req.tenant, run_id=req.run_id, wait_seq=req.wait_seq, step_id=req.step_id,
+                            task_type=task["taskType"], title=task["title"], description=task.get("description"),
+                            context_data=redact(task.get("contextData")), form_schema=schema, status="PENDING",
+                            created_at=parse_instant(req.created_at) or utcnow(),
+                        )
+                    )
+            if req.run_waiting:
+                await session.execute(update(RunRow).where(RunRow.run_id == req.run_id, RunRow.status == "RUNNING").values(status="WAITING", updated_at=utcnow()))
+        if req.wait_type == "event":
+            # after the commit: an event stored from now on sees this wait and signals the run
+            async with self.database.sessions() as session:
+                rows = (
+                    await session.execute(
+                        select(RuntimeEvent)
+                        .where(
+                            RuntimeEvent.tenant == req.tenant, RuntimeEvent.event_name == req.event_name, RuntimeEvent.correlation_key == req.correlation_key,
+                            RuntimeEvent.received_at >= parse_instant(req.run_started_at),
+                        )
+                        .order_by(RuntimeEvent.received_at, RuntimeEvent.id)
+                        .limit(1000)
+                    )
+                ).scalars().all()
+            result.events = [event_signal(row) for row in rows]
+        return result
+
     @activity.defn(name=PROJECT_ACTIVITY)
     async def project(self, req: ProjectRequest) -> None:
         """Write buffered projection rows (used before the run blocks)."""
@@ -163,10 +217,23 @@ class RuntimeActivities:
             if run is None:
                 raise ApplicationError(f"run {req.run_id} has no run row; it was not started by the launcher", non_retryable=True)
             run.status = req.status
+            if req.status in ("CANCELED", "FAILED", "SUCCEEDED"):
+                # nothing stays open once the run has ended
+                at = parse_instant(req.ended_at)
+                await session.execute(update(WaitRow).where(WaitRow.run_id == req.run_id, WaitRow.status == "WAITING").values(status="CANCELED", resolved_at=at))
+                await session.execute(update(TaskRow).where(TaskRow.run_id == req.run_id, TaskRow.status == "PENDING").values(status="CANCELED", completed_at=at))
             run.result = req.result
             run.error = req.error
             run.ended_at = parse_instant(req.ended_at)
             run.updated_at = utcnow()
+
+
+def event_signal(row: RuntimeEvent) -> dict[str, Any]:
+    """The signal payload of a stored inbound event."""
+    return {
+        "eventId": row.event_id, "eventName": row.event_name, "correlationKey": row.correlation_key,
+        "payload": row.payload, "receivedAt": row.received_at.isoformat(),
+    }
 
 
 def _step_row(req: ActionRequest, status: str, started: Any = None, error: dict[str, Any] | None = None) -> dict[str, Any]:

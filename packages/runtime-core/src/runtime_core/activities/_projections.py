@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from runtime_core.persistence import RunRow, RunSnapshot, StepRow, utcnow
+from runtime_core.persistence import RunRow, RunSnapshot, StepRow, TaskRow, WaitRow, utcnow
 from runtime_core.secrets import redact
 
 __all__ = ["apply_projections", "parse_instant"]
@@ -71,7 +71,28 @@ async def apply_projections(session: AsyncSession, tenant: str, run_id: str, row
             row.duration_ms = data.get("durationMs")
             row.error = data.get("error")
     for data in rows:
-        if data.get("kind") == "run":
+        if data.get("kind") == "wait":
+            wait = (await session.execute(select(WaitRow).where(WaitRow.run_id == run_id, WaitRow.seq == data["seq"]))).scalar_one_or_none()
+            if wait is None:
+                wait = WaitRow(tenant=tenant, run_id=run_id, seq=data["seq"], wait_type=data["type"], created_at=parse_instant(data["createdAt"]) or utcnow())
+                session.add(wait)
+            elif wait.status != "WAITING":
+                continue
+            wait.status = data["status"]
+            wait.step_seq = data.get("stepSeq", wait.step_seq)
+            wait.step_id = data.get("stepId", wait.step_id)
+            wait.event_name = data.get("eventName", wait.event_name)
+            wait.correlation_key = data.get("key", wait.correlation_key)
+            wait.due_at = parse_instant(data.get("dueAt")) or wait.due_at
+            wait.resolved_at = parse_instant(data.get("resolvedAt"))
+            wait.resolution = redact(data.get("resolution"))
+        elif data.get("kind") == "task":
+            task = await session.get(TaskRow, data["taskId"])
+            if task is not None and task.status == "PENDING":
+                task.status = data["status"]
+                if data["status"] == "CANCELED":
+                    task.completed_at = parse_instant(data.get("at"))
+        elif data.get("kind") == "run":
             run = await session.get(RunRow, run_id)
             if run is not None and run.status not in _TERMINAL:
                 run.status = data["status"]

@@ -34,7 +34,10 @@ from temporalio.exceptions import CancelledError as TemporalCancelledError
 with workflow.unsafe.imports_passed_through():
     from runtime_core.contract import (
         ACTION_ACTIVITY,
+        EVENT_SIGNAL,
         FINALIZE_ACTIVITY,
+        HUMAN_TASK_SIGNAL,
+        OPEN_WAIT_ACTIVITY,
         PROJECT_ACTIVITY,
         QUERY_CURRENT_STEP,
         QUERY_CURRENT_WAIT,
@@ -44,6 +47,8 @@ with workflow.unsafe.imports_passed_through():
         ActionRequest,
         ActionResult,
         FinalizeRequest,
+        OpenWaitRequest,
+        OpenWaitResult,
         ProjectRequest,
         RunInput,
         RunResult,
@@ -52,12 +57,15 @@ with workflow.unsafe.imports_passed_through():
     from runtime_core.dsl import (
         ActionCallStep,
         CallWorkflowStep,
+        EventWaitStep,
         ForEachStep,
+        HumanTaskStep,
         IfStep,
         RetryPolicy,
         ReturnStep,
         StateSetStep,
         Step,
+        TimeWaitStep,
         TransformAssignStep,
         TryCatchStep,
         WorkflowDefinition,
@@ -139,6 +147,17 @@ class InterpreterWorkflow:
         self._root = _Scope(_Data(payload={}, vars={}))
         self._current: dict[str, Any] | None = None
         self._flush_due = False
+        self._others: list[dict[str, Any]] = []  # buffered wait/task/run rows, in order
+        # waits: open ones by wait seq; received events not yet consumed; consumed event ids
+        self._wait_seq = 0
+        self._open: dict[int, dict[str, Any]] = {}
+        self._inbox: list[dict[str, Any]] = []
+        self._consumed: list[str] = []
+        self._consumed_set: set[str] = set()
+        # a run is WAITING when every active branch is blocked on a wait
+        self._branches = 1
+        self._blocked = 0
+        self._run_waiting = False
 
     # ---------------------------------------------------------------------------------- run
 
@@ -163,12 +182,16 @@ class InterpreterWorkflow:
             }
             self._root = _Scope(_Data(payload=json_copy(inp.payload), vars={}))
             if inp.parent_run_id is not None:
-                self._pending[0] = self._child_run_row()
+                self._others.append(self._child_run_row())
         else:
             cp = inp.checkpoint
             self._meta = cp["meta"]
             self._root = _Scope(_Data(payload=cp["payload"], vars=cp["vars"], error=cp.get("error")))
             self._seq = cp["seq"]
+            self._wait_seq = cp.get("waitSeq", 0)
+            self._inbox = cp.get("inbox", [])
+            self._consumed = cp.get("consumed", [])
+            self._consumed_set = set(self._consumed)
             resume = cp["frames"]
         error: RuntimeErrorInfo | None = None
         try:
@@ -197,6 +220,7 @@ class InterpreterWorkflow:
         return {
             "payload": self._root.data.payload, "vars": self._root.data.vars, "error": self._root.data.error,
             "meta": self._meta, "seq": self._seq, "frames": frames,
+            "waitSeq": self._wait_seq, "inbox": self._inbox, "consumed": self._consumed,
         }
 
     def _child_run_row(self) -> dict[str, Any]:
@@ -242,8 +266,46 @@ class InterpreterWorkflow:
 
     @workflow.query(name=QUERY_CURRENT_WAIT)
     def current_wait(self) -> dict[str, Any] | None:
-        """The open wait, if any (waits arrive with the waits issue)."""
-        return None
+        """The most recently opened wait that is still open, if any."""
+        if not self._open:
+            return None
+        wait = self._open[max(self._open)]
+        return {k: wait.get(k) for k in ("waitSeq", "type", "eventName", "key", "dueAt", "taskId", "stepId")}
+
+    # ------------------------------------------------------------------------------ signals
+
+    @workflow.signal(name=EVENT_SIGNAL)
+    def on_event(self, event: dict[str, Any]) -> None:
+        """An inbound event for this run: resumes the oldest matching open wait, else is kept."""
+        self._receive(event)
+
+    @workflow.signal(name=HUMAN_TASK_SIGNAL)
+    def on_task_response(self, message: dict[str, Any]) -> None:
+        """A validated response to one of this run's open tasks."""
+        for wait in self._open.values():
+            if wait["type"] == "human" and wait.get("taskId") == message.get("taskId") and wait["match"] is None:
+                wait["match"] = message
+                return
+
+    def _receive(self, event: dict[str, Any]) -> None:
+        assert self._input is not None
+        event_id = event.get("eventId")
+        if not isinstance(event_id, str) or event_id in self._consumed_set or any(e["eventId"] == event_id for e in self._inbox):
+            return  # duplicate delivery: one effect
+        if event.get("tenant", self._input.tenant) != self._input.tenant:
+            return  # never another tenant's event
+        for seq in sorted(self._open):
+            wait = self._open[seq]
+            if wait["type"] == "event" and wait["match"] is None and _event_matches(wait, event):
+                wait["match"] = event
+                self._consume(event_id)
+                return
+        self._inbox.append(event)
+        del self._inbox[:-1000]  # bounded: the oldest unmatched events go first
+
+    def _consume(self, event_id: str) -> None:
+        self._consumed.append(event_id)
+        self._consumed_set.add(event_id)
 
     @workflow.query(name=QUERY_INTERPRETER_SUMMARY)
     def summary(self) -> dict[str, Any]:
@@ -291,8 +353,9 @@ class InterpreterWorkflow:
         assign_path({"payload": scope.data.payload, "vars": scope.data.vars}, path, value, tuple(scope.locals))
 
     def _drain(self) -> list[dict[str, Any]]:
-        rows = [self._pending[k] for k in sorted(self._pending)]
+        rows = [self._pending[k] for k in sorted(self._pending)] + self._others
         self._pending.clear()
+        self._others = []
         return rows
 
     # ---------------------------------------------------------------------------- sequences
@@ -321,7 +384,7 @@ class InterpreterWorkflow:
     def _maybe_continue_as_new(self, scope: _Scope, path: str, index: int) -> None:
         if scope.concurrent or self._input is None:
             return
-        if len(self._pending) >= self._input.options.flush_every_rows:
+        if len(self._pending) + len(self._others) >= self._input.options.flush_every_rows:
             self._flush_due = True  # keep the next activity's input small
         if self._steps_this_run >= self._input.options.continue_as_new_after_steps or workflow.info().is_continue_as_new_suggested():
             raise _ContinueAsNew({"seqPath": path, "index": index, "container": None})
@@ -407,6 +470,15 @@ class InterpreterWorkflow:
             return None
         if isinstance(step, CallWorkflowStep):
             return await self._call_workflow(step, path, scope, row)
+        if isinstance(step, TimeWaitStep):
+            await self._time_wait(step, scope, row)
+            return None
+        if isinstance(step, EventWaitStep):
+            await self._event_wait(step, scope, row)
+            return None
+        if isinstance(step, HumanTaskStep):
+            await self._human_task(step, scope, row)
+            return None
         raise RunError(
             RuntimeErrorInfo(
                 category="InterpreterCorruption",
@@ -473,16 +545,21 @@ class InterpreterWorkflow:
 
     async def _for_each_concurrent(self, step: ForEachStep, body_path: str, scope: _Scope, items: list[Any], collected: list[Any]) -> None:
         async def one(index: int) -> None:
-            data = _Data(payload=json_copy(scope.data.payload), vars=json_copy(scope.data.vars), error=scope.data.error)
-            it_scope = self._loop_scope(step, scope, data, items, index, True)
-            await self._run_sequence(step.body, body_path, it_scope)
-            if step.collect is not None:
-                collected[index] = json_copy(self._eval(step.collect.expr, it_scope))
+            self._branches += 1
+            try:
+                data = _Data(payload=json_copy(scope.data.payload), vars=json_copy(scope.data.vars), error=scope.data.error)
+                it_scope = self._loop_scope(step, scope, data, items, index, True)
+                await self._run_sequence(step.body, body_path, it_scope)
+                if step.collect is not None:
+                    collected[index] = json_copy(self._eval(step.collect.expr, it_scope))
+            finally:
+                self._branches -= 1
 
         tasks: dict[asyncio.Task[None], int] = {}
         pending: set[asyncio.Task[None]] = set()
         failures: dict[int, BaseException] = {}
         next_index = 0
+        self._branches -= 1  # this branch only waits for its iterations
         try:
             while next_index < len(items) or pending:
                 while not failures and next_index < len(items) and len(pending) < step.concurrency:
@@ -509,6 +586,8 @@ class InterpreterWorkflow:
             # an operator cancel: the iterations are our tasks, so cancel them and wait
             await self._cancel_all(pending, tasks, {})
             raise
+        finally:
+            self._branches += 1
         if failures:
             # a return ends the run at once; otherwise the lowest failed item index wins
             returns = [i for i, e in failures.items() if isinstance(e, _Return)]
@@ -523,6 +602,128 @@ class InterpreterWorkflow:
             exc = None if task.cancelled() else task.exception()
             if exc is not None and not isinstance(exc, asyncio.CancelledError):
                 failures.setdefault(tasks[task], exc)
+
+    # -------------------------------------------------------------------------------- waits
+
+    def _wait_row(self, wait: dict[str, Any], status: str, resolution: dict[str, Any] | None = None) -> None:
+        self._others.append({
+            "kind": "wait", "seq": wait["waitSeq"], "type": wait["type"], "status": status, "stepSeq": wait["stepSeq"], "stepId": wait["stepId"],
+            "eventName": wait.get("eventName"), "key": wait.get("key"), "dueAt": wait.get("dueAt"), "createdAt": wait["createdAt"],
+            "resolvedAt": self._now() if status != "WAITING" else None, "resolution": resolution,
+        })
+
+    async def _open_wait(self, step: Step, row: dict[str, Any], scope: _Scope, wait_type: str, **fields: Any) -> tuple[dict[str, Any], OpenWaitResult]:
+        """Register the wait (so racing signals match it), then write its rows through the activity."""
+        assert self._input is not None
+        self._wait_seq += 1
+        wait: dict[str, Any] = {"waitSeq": self._wait_seq, "type": wait_type, "stepSeq": row["seq"], "stepId": step.id, "createdAt": self._now(), "match": None, **fields}
+        self._open[self._wait_seq] = wait
+        self._blocked += 1
+        waiting = self._blocked >= self._branches
+        task = fields.get("task")
+        req = OpenWaitRequest(
+            run_id=self._input.run_id, tenant=self._input.tenant, wait_seq=wait["waitSeq"], step_seq=row["seq"], step_id=step.id, wait_type=wait_type,
+            created_at=wait["createdAt"], run_started_at=self._meta["startedAt"], run_waiting=waiting, event_name=fields.get("eventName"),
+            correlation_key=fields.get("key"), filters=fields.get("filters"), due_at=fields.get("dueAt"), task=task, projections=self._drain(),
+        )
+        result: OpenWaitResult = await workflow.execute_activity(
+            OPEN_WAIT_ACTIVITY, req, result_type=OpenWaitResult, start_to_close_timeout=_PROJECTION_TIMEOUT, retry_policy=_INFRA_RETRY
+        )
+        self._run_waiting = self._run_waiting or waiting
+        for event in result.events:
+            self._receive(event)  # early events: stored before the wait existed
+        if wait_type == "event" and wait["match"] is None:
+            for index, event in enumerate(self._inbox):
+                if _event_matches(wait, event):
+                    wait["match"] = event
+                    self._consume(event["eventId"])
+                    del self._inbox[index]
+                    break
+        return wait, result
+
+    def _close_wait(self, wait: dict[str, Any], status: str, on_end: Callable[[str], None]) -> None:
+        """Project the wait's end and update the run's WAITING bookkeeping."""
+        self._open.pop(wait["waitSeq"], None)
+        self._blocked -= 1
+        on_end(status)
+        if self._run_waiting:
+            self._run_waiting = False
+            self._others.append({"kind": "run", "status": "RUNNING"})
+
+    async def _block(self, wait: dict[str, Any], timeout_ms: int | None, on_end: Callable[[str], None]) -> dict[str, Any]:
+        """Wait for the match (or the timeout); project the wait's end either way."""
+        timeout = timedelta(milliseconds=timeout_ms) if timeout_ms is not None else None
+        try:
+            await workflow.wait_condition(lambda: wait["match"] is not None, timeout=timeout)
+        except TimeoutError:
+            self._close_wait(wait, "TIMED_OUT", on_end)
+            raise RunError(RuntimeErrorInfo(category="TimeoutError", message=f"{wait['type']} wait timed out after {timeout_ms} ms")) from None
+        except asyncio.CancelledError:
+            self._close_wait(wait, "CANCELED", on_end)
+            raise
+        self._close_wait(wait, "RESOLVED", on_end)
+        return dict(wait["match"])
+
+    def _resume_with(self, scope: _Scope, assign: dict[str, Any] | None, **values: Any) -> None:
+        for key, value in values.items():
+            self._assign(scope, f"vars.{key}", value)
+        if assign:
+            results = [(target, json_copy(self._eval(expr.expr, scope))) for target, expr in assign.items()]
+            for target, value in results:
+                self._assign(scope, target, value)
+
+    async def _time_wait(self, step: TimeWaitStep, scope: _Scope, row: dict[str, Any]) -> None:
+        cfg = step.config
+        now = workflow.now()
+        if cfg.durationMs is not None:
+            due = now + timedelta(milliseconds=cfg.durationMs)
+        else:
+            assert cfg.until is not None
+            due = _parse_instant(self._eval(cfg.until.expr, scope))
+        due_at = format_instant(due)
+        if due <= now:
+            # always a wait row; no sleep for an instant that is not in the future
+            self._wait_seq += 1
+            self._wait_row({"waitSeq": self._wait_seq, "type": "time", "stepSeq": row["seq"], "stepId": step.id, "createdAt": self._now(), "dueAt": due_at}, "RESOLVED")
+        else:
+            wait, _ = await self._open_wait(step, row, scope, "time", dueAt=due_at)
+            try:
+                await workflow.sleep(due - workflow.now())
+            except asyncio.CancelledError:
+                self._close_wait(wait, "CANCELED", lambda status: self._wait_row(wait, status))
+                raise
+            self._close_wait(wait, "RESOLVED", lambda status: self._wait_row(wait, status))
+        self._resume_with(scope, dict(cfg.assign or {}), timeWait={"dueAt": due_at})
+
+    async def _event_wait(self, step: EventWaitStep, scope: _Scope, row: dict[str, Any]) -> None:
+        cfg = step.config
+        raw_key = self._eval(cfg.correlationKey.expr, scope)
+        if raw_key is None:
+            # such a wait could never be resumed: say so now instead of waiting forever
+            raise RunError(RuntimeErrorInfo(category="ExpressionError", message=f"correlationKey {cfg.correlationKey.expr!r} evaluated to nothing (undefined or null)"))
+        key = _key_string(raw_key)
+        filters = [f.model_dump(mode="json") for f in cfg.filters or []]
+        wait, _ = await self._open_wait(step, row, scope, "event", eventName=cfg.eventName, key=key, filters=filters)
+        event = await self._block(wait, cfg.timeoutMs, lambda status: self._wait_row(wait, status, {"eventId": (wait["match"] or {}).get("eventId")} if status == "RESOLVED" else None))
+        self._resume_with(scope, dict(cfg.assign or {}), event=event.get("payload"), eventName=event.get("eventName"))
+
+    async def _human_task(self, step: HumanTaskStep, scope: _Scope, row: dict[str, Any]) -> None:
+        cfg = step.config
+        title = self._eval(cfg.title.expr, scope)
+        description = self._eval(cfg.description.expr, scope) if cfg.description else None
+        task = {
+            "taskId": workflow.uuid4().hex, "taskType": cfg.taskType, "title": "" if title is None else str(title),
+            "description": None if description is None else str(description), "contextData": self._resolve(cfg.contextData or {}, scope),
+            "formSchema": cfg.formSchema,
+        }
+        wait, _ = await self._open_wait(step, row, scope, "human", task=task, taskId=task["taskId"])
+
+        def on_end(status: str) -> None:
+            self._wait_row(wait, status, {"taskId": task["taskId"]})
+            self._others.append({"kind": "task", "taskId": task["taskId"], "status": "COMPLETED" if status == "RESOLVED" else "CANCELED", "at": self._now()})
+
+        message = await self._block(wait, cfg.timeoutMs, on_end)
+        self._resume_with(scope, dict(cfg.assign or {}), event=message.get("response"), eventName="HUMAN_TASK_COMPLETED")
 
     # ----------------------------------------------------------------------------- actions
 
@@ -684,3 +885,73 @@ def _should_retry(retry_on: list[str] | None, info: RuntimeErrorInfo) -> bool:
     if retry_on is None:
         return info.category not in NOT_RETRIED_BY_DEFAULT
     return info.category in retry_on or (info.code is not None and info.code in retry_on)
+
+
+def _json_equal(a: Any, b: Any) -> bool:
+    """JSON equality without coercion: 1 is not "1", true is not 1."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return a == b
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_json_equal(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_json_equal(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
+_MISSING = object()
+
+
+def _path_value(payload: Any, path: str) -> Any:
+    node = payload
+    for part in path.split("."):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return _MISSING
+    return node
+
+
+def _event_matches(wait: dict[str, Any], event: dict[str, Any]) -> bool:
+    if event.get("eventName") != wait.get("eventName") or event.get("correlationKey") != wait.get("key"):
+        return False
+    for flt in wait.get("filters") or []:
+        value = _path_value(event.get("payload"), flt["path"])
+        op = flt["op"]
+        if op == "exists":
+            ok = value is not _MISSING
+        elif op == "=":
+            ok = value is not _MISSING and _json_equal(value, flt.get("value"))
+        elif op == "!=":
+            ok = value is _MISSING or not _json_equal(value, flt.get("value"))
+        else:  # in
+            options = flt.get("value")
+            ok = value is not _MISSING and isinstance(options, list) and any(_json_equal(value, o) for o in options)
+        if not ok:
+            return False
+    return True
+
+
+def _key_string(value: Any) -> str:
+    """A correlation key as JSONata ``$string`` would render it."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _parse_instant(value: Any) -> datetime:
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            parsed = None
+        if parsed is not None and parsed.tzinfo is not None:
+            return parsed
+    raise RunError(RuntimeErrorInfo(category="ExpressionError", message=f"time.wait until must give an RFC 3339 instant with an offset, got {value!r}"))

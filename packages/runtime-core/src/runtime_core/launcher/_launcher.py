@@ -76,6 +76,20 @@ class Launcher:
                 queue.extend(_called(row.document))
         return pinned
 
+    async def cancel(self, tenant: str, run_id: str) -> None:
+        """Operator cancel of a root run (its children are cancelled first by the interpreter).
+
+        Raises:
+            LaunchError: No such run for this tenant, or it has already ended.
+        """
+        async with self.database.sessions() as session:
+            run = await session.get(RunRow, run_id)
+        if run is None or run.tenant != tenant:
+            raise LaunchError(f"run {run_id} not found for tenant {tenant!r}")
+        if run.status in ("SUCCEEDED", "FAILED", "CANCELED"):
+            raise LaunchError(f"run {run_id} has already ended {run.status}")
+        await self.client.get_workflow_handle(workflow_id_for_run(run_id)).cancel()
+
     async def launch(
         self,
         tenant: str,

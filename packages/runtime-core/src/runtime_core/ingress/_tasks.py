@@ -1,0 +1,93 @@
+"""Human tasks: registering form schemas and completing tasks with validated responses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jsonschema
+from sqlalchemy import select, update
+from temporalio.client import Client
+
+from runtime_core.contract import HUMAN_TASK_SIGNAL, workflow_id_for_run
+from runtime_core.persistence import Database, TaskDefinition, TaskRow, utcnow
+
+__all__ = ["TaskError", "TaskResponseRejected", "complete_task", "register_task_definition"]
+
+
+class TaskError(ValueError):
+    """A task operation refused; the message says why and nothing changed."""
+
+
+class TaskResponseRejected(TaskError):
+    """A response that does not match the task's form schema; the task stays open."""
+
+    def __init__(self, message: str, errors: list[dict[str, str]]) -> None:
+        """Describe the rejection.
+
+        Args:
+            message: Summary.
+            errors: One ``{path, message}`` per JSON Schema error.
+        """
+        super().__init__(message)
+        self.errors = errors
+
+
+async def register_task_definition(database: Database, tenant: str, task_type: str, form_schema: dict[str, Any]) -> None:
+    """Register (or replace) a tenant's form schema for a task type.
+
+    Raises:
+        TaskError: The schema is not a valid JSON Schema 2020-12.
+    """
+    try:
+        jsonschema.Draft202012Validator.check_schema(form_schema)
+    except jsonschema.SchemaError as err:
+        raise TaskError(f"form schema for {task_type!r} is not a valid JSON Schema: {err.message}") from None
+    now = utcnow()
+    async with database.sessions.begin() as session:
+        row = (await session.execute(select(TaskDefinition).where(TaskDefinition.tenant == tenant, TaskDefinition.task_type == task_type))).scalar_one_or_none()
+        if row is None:
+            session.add(TaskDefinition(tenant=tenant, task_type=task_type, form_schema=form_schema, created_at=now, updated_at=now))
+        else:
+            row.form_schema, row.updated_at = form_schema, now
+
+
+async def complete_task(
+    database: Database, client: Client, tenant: str, task_id: str, response: Any, *, admin: bool = False, actor: str | None = None
+) -> None:
+    """Validate a response and resume the waiting run.
+
+    The response is checked against the task's form schema before anything changes; an admin
+    override skips the check and is recorded with the actor. The task is claimed atomically
+    (PENDING → COMPLETED), so two concurrent completions cannot both succeed.
+
+    Raises:
+        TaskResponseRejected: The response does not match the form schema (task stays PENDING).
+        TaskError: No such task for this tenant, already closed, or the run could not be told.
+    """
+    async with database.sessions() as session:
+        task = await session.get(TaskRow, task_id)
+    if task is None or task.tenant != tenant:
+        raise TaskError(f"task {task_id} not found for tenant {tenant!r}")
+    if task.status != "PENDING":
+        raise TaskError(f"task {task_id} is {task.status}, not PENDING")
+    if admin and not actor:
+        raise TaskError("an admin override must name who did it (actor)")
+    if not admin and task.form_schema is not None:
+        errors = sorted(jsonschema.Draft202012Validator(task.form_schema).iter_errors(response), key=lambda e: list(e.absolute_path))
+        if errors:
+            problems = [{"path": "response" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in e.absolute_path), "message": e.message} for e in errors]
+            raise TaskResponseRejected("the response does not match the task's form schema: " + "; ".join(f"{p['path']}: {p['message']}" for p in problems), problems)
+    async with database.sessions.begin() as session:
+        claimed = await session.execute(
+            update(TaskRow)
+            .where(TaskRow.task_id == task_id, TaskRow.status == "PENDING")
+            .values(status="COMPLETED", response=response, completed_by=actor, admin_override=admin, completed_at=utcnow())
+        )
+    if getattr(claimed, "rowcount", 0) != 1:
+        raise TaskError(f"task {task_id} was completed concurrently")
+    try:
+        await client.get_workflow_handle(workflow_id_for_run(task.run_id)).signal(HUMAN_TASK_SIGNAL, {"taskId": task_id, "response": response, "admin": admin, "actor": actor})
+    except Exception as err:
+        async with database.sessions.begin() as session:  # give the task back: nothing half-done
+            await session.execute(update(TaskRow).where(TaskRow.task_id == task_id).values(status="PENDING", response=None, completed_by=None, admin_override=False, completed_at=None))
+        raise TaskError(f"could not resume run {task.run_id}: {err}") from err
