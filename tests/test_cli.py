@@ -142,3 +142,51 @@ def test_schema_command_prints_the_json_schema_and_reference() -> None:
     assert "ForEachStep" in schema["$defs"]
     markdown = _wfr("schema", "--markdown")
     assert markdown.stdout.startswith("# DSL reference (generated)")
+
+
+def test_events_tasks_and_runs_commands_against_a_running_stack(tmp_path: Path) -> None:
+    """Against `wfr dev`: publish, launch without waiting, send the event, see the run finish; cancel another."""
+    import signal
+    import time
+
+    from runtime_bootstrap._devserver import free_port
+
+    port, ui_port = free_port(), free_port()
+    home = tmp_path / "home"
+    dev = subprocess.Popen([WFR, "dev", "--home", str(home), "--port", str(port), "--ui-port", str(ui_port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env())
+    assert dev.stdout is not None
+    try:
+        for line in dev.stdout:
+            if line.startswith("Ctrl-C"):
+                break
+        env = {"WFR_TEMPORAL_ADDRESS": f"127.0.0.1:{port}", "WFR_DATABASE_URL": f"sqlite:///{home / 'wfr.db'}"}
+        definition = tmp_path / "w.json"
+        definition.write_text(json.dumps({"id": "cli-wait", "version": 1, "name": "w", "steps": [
+            {"id": "w", "type": "event.wait", "config": {"eventName": "go", "correlationKey": {"$expr": "payload.k"}, "assign": {"vars.got": {"$expr": "vars.event.n"}}}}]}))
+        assert _wfr("publish", str(definition), **env).returncode == 0
+        launched = _wfr("launch", "cli-wait", "--payload", '{"k": "A"}', "--no-wait", **env)
+        run_id = launched.stdout.split()[2]
+        other = _wfr("launch", "cli-wait", "--payload", '{"k": "B"}', "--no-wait", **env).stdout.split()[2]
+        for _ in range(100):
+            if "WAITING" in _wfr("runs", "show", run_id, **env).stdout:
+                break
+            time.sleep(0.1)
+        sent = _wfr("events", "send", "go", "--key", "A", "--payload", '{"n": 3}', **env)
+        assert sent.returncode == 0 and run_id in json.loads(sent.stdout)["signalled"], sent.stdout + sent.stderr
+        for _ in range(100):
+            shown = json.loads(_wfr("runs", "show", run_id, "--json", **env).stdout)
+            if shown["status"] == "SUCCEEDED":
+                break
+            time.sleep(0.1)
+        assert shown["status"] == "SUCCEEDED" and shown["vars"]["got"] == 3
+        assert _wfr("runs", "cancel", other, **env).returncode == 0
+        for _ in range(100):
+            if json.loads(_wfr("runs", "show", other, "--json", **env).stdout)["status"] == "CANCELED":
+                break
+            time.sleep(0.1)
+        assert json.loads(_wfr("runs", "show", other, "--json", **env).stdout)["status"] == "CANCELED"
+        refused = _wfr("runs", "cancel", other, **env)
+        assert refused.returncode != 0 and "already ended CANCELED" in refused.stderr
+    finally:
+        dev.send_signal(signal.SIGTERM)
+        dev.communicate(timeout=60)

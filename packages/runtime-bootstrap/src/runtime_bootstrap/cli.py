@@ -207,6 +207,167 @@ def launch(workflow_id: str, version: int | None, payload: str, tenant: str, wai
     _run(go)
 
 
+# ----------------------------------------------------------------------------- events, tasks, runs
+
+
+def _parse_json_option(value: str, what: str) -> Any:
+    try:
+        return _load_json(value[1:]) if value.startswith("@") else json.loads(value)
+    except json.JSONDecodeError as err:
+        raise click.ClickException(f"{what} is not JSON: {err}") from None
+
+
+def _require_stack(settings: AppSettings) -> None:
+    if not settings.external:
+        raise click.ClickException("no stack configured: start `wfr dev` and export the WFR_TEMPORAL_ADDRESS / WFR_DATABASE_URL it prints")
+
+
+@wfr.group()
+def events() -> None:
+    """Inbound events."""
+
+
+@events.command("send")
+@click.argument("event_name")
+@click.option("--key", "correlation_key", default=None, help="Correlation key.")
+@click.option("--payload", default="{}", help="JSON payload, or @file.json.")
+@click.option("--event-id", default=None, help="Idempotency id (generated when absent).")
+@click.option("--tenant", default="default", show_default=True)
+def events_send(event_name: str, correlation_key: str | None, payload: str, event_id: str | None, tenant: str) -> None:
+    """Store an event once and resume every run of the tenant waiting for it."""
+    from runtime_core.ingress import EventIngress
+
+    settings = _settings()
+    _require_stack(settings)
+    data = _parse_json_option(payload, "--payload")
+
+    async def go() -> None:
+        async with open_stack(settings, with_worker=False) as stack:
+            result = await EventIngress(stack.client, stack.database, stack.launcher).send(tenant, event_name, correlation_key, data, event_id=event_id, source="cli")
+        click.echo(json.dumps({"eventId": result.event_id, "duplicate": result.duplicate, "signalled": result.signalled, "failed": result.failed, "startedRuns": result.started_runs}))
+        if result.failed:
+            raise click.ClickException(f"{len(result.failed)} run(s) could not be signalled")
+
+    _run(go)
+
+
+@wfr.group()
+def tasks() -> None:
+    """Human tasks."""
+
+
+@tasks.command("register")
+@click.argument("task_type")
+@click.argument("schema_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--tenant", default="default", show_default=True)
+def tasks_register(task_type: str, schema_file: str, tenant: str) -> None:
+    """Register the form schema of a task type."""
+    from runtime_core.ingress import TaskError, register_task_definition
+    from runtime_core.persistence import Database, upgrade
+
+    settings = _settings()
+    schema = _load_json(schema_file)
+
+    async def go() -> None:
+        database = Database(settings.runtime.database_url)
+        try:
+            await upgrade(database)
+            await register_task_definition(database, tenant, task_type, schema)
+        except TaskError as err:
+            raise click.ClickException(str(err)) from None
+        finally:
+            await database.dispose()
+        click.echo(f"registered form schema for {task_type!r}")
+
+    _run(go)
+
+
+@tasks.command("complete")
+@click.argument("task_id")
+@click.option("--response", required=True, help="JSON response, or @file.json.")
+@click.option("--admin", "actor", default=None, help="Admin override as ACTOR: skip validation, recorded.")
+@click.option("--tenant", default="default", show_default=True)
+def tasks_complete(task_id: str, response: str, actor: str | None, tenant: str) -> None:
+    """Answer a task; the response is validated against its form schema first."""
+    from runtime_core.ingress import TaskError, TaskResponseRejected, complete_task
+
+    settings = _settings()
+    _require_stack(settings)
+    data = _parse_json_option(response, "--response")
+
+    async def go() -> None:
+        async with open_stack(settings, with_worker=False) as stack:
+            try:
+                await complete_task(stack.database, stack.client, tenant, task_id, data, admin=actor is not None, actor=actor)
+            except TaskResponseRejected as err:
+                for problem in err.errors:
+                    click.echo(f"{problem['path']}: {problem['message']}", err=True)
+                raise click.ClickException("response rejected; the task stays open") from None
+            except TaskError as err:
+                raise click.ClickException(str(err)) from None
+        click.echo(f"task {task_id} completed")
+
+    _run(go)
+
+
+@wfr.group()
+def runs() -> None:
+    """Runs."""
+
+
+@runs.command("cancel")
+@click.argument("run_id")
+@click.option("--tenant", default="default", show_default=True)
+def runs_cancel(run_id: str, tenant: str) -> None:
+    """Operator cancel: steps, waits, tasks and children end CANCELED."""
+    from runtime_core.launcher import LaunchError
+
+    settings = _settings()
+    _require_stack(settings)
+
+    async def go() -> None:
+        async with open_stack(settings, with_worker=False) as stack:
+            try:
+                await stack.launcher.cancel(tenant, run_id)
+            except LaunchError as err:
+                raise click.ClickException(str(err)) from None
+        click.echo(f"cancel requested for run {run_id}")
+
+    _run(go)
+
+
+@runs.command("show")
+@click.argument("run_id")
+@click.option("--tenant", default="default", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the run view as JSON.")
+def runs_show(run_id: str, tenant: str, as_json: bool) -> None:
+    """Show a run: status, scopes and its step timeline."""
+    from runtime_bootstrap._demo import format_timeline
+    from runtime_core.persistence import Database
+    from runtime_core.readmodel import run_view
+
+    settings = _settings()
+
+    async def go() -> None:
+        database = Database(settings.runtime.database_url)
+        try:
+            view = await run_view(database, run_id, tenant=tenant)
+        finally:
+            await database.dispose()
+        if view is None:
+            raise click.ClickException(f"run {run_id} not found for tenant {tenant!r}")
+        if as_json:
+            click.echo(json.dumps(view, indent=2))
+            return
+        click.echo(f"{view['workflowId']} v{view['workflowVersion']}  {view['status']}")
+        for line in format_timeline(view, indent="  "):
+            click.echo(line)
+        for wait in view["waits"]:
+            click.echo(f"  wait {wait['type']:<6} {wait['status']:<9} {wait.get('eventName') or ''} {wait.get('key') or ''}".rstrip())
+
+    _run(go)
+
+
 # --------------------------------------------------------------------------------- scenario
 
 
