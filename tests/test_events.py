@@ -160,3 +160,51 @@ async def test_cancel_parent_waiting_on_childs_event_wait(stack: Stack) -> None:
     assert child["status"] == "CANCELED"
     assert child["waits"] == [{"type": "event", "status": "CANCELED", "eventName": "paid", "key": "K"}]
     assert [(s["stepId"], s["status"]) for s in child["steps"]] == [("w", "CANCELED")]
+
+
+async def test_a_stale_wait_never_blocks_delivery_to_the_others(stack: Stack) -> None:
+    """A projected wait whose run no longer exists is skipped; the real waiting run still gets the event."""
+    from runtime_core.persistence import utcnow
+
+    tenant = _tenant()
+    assert (await publish_definitions(stack.database, stack.registry, tenant, [_waiter("iso2")])).published
+    real = await stack.launcher.launch(tenant, "iso2", {"key": "k"})
+    await _wait_open(stack, [real.run_id])
+    async with stack.database.sessions.begin() as session:
+        session.add(WaitRow(tenant=tenant, run_id="ghost-run", seq=1, wait_type="event", status="WAITING", event_name="paid", correlation_key="k", created_at=utcnow()))
+    sent = await EventIngress(stack.client, stack.database).send(tenant, "paid", "k", {"amount": 3})
+    assert sent.signalled == [real.run_id] and sent.failed == []
+    assert (await _result(stack, real.run_id))["vars"]["amount"] == 3
+
+
+async def test_task_completion_rules(stack: Stack) -> None:
+    """Invalid responses are refused with paths (task stays open); other tenants and double answers are refused;
+    an admin override needs an actor and is recorded."""
+    import pytest
+
+    from runtime_core.ingress import TaskError, TaskResponseRejected, complete_task
+    from runtime_core.persistence import TaskRow
+
+    tenant = _tenant()
+    definition = {"id": "ask", "version": 1, "name": "ask", "steps": [{"id": "t", "type": "human.task", "config": {
+        "taskType": "approve", "title": {"$expr": "'Approve?'"}, "formSchema": {"type": "object", "required": ["ok"], "properties": {"ok": {"type": "boolean"}}}}}]}
+    assert (await publish_definitions(stack.database, stack.registry, tenant, [definition])).published
+    launched = await stack.launcher.launch(tenant, "ask", {})
+    await _wait_open(stack, [launched.run_id])
+    async with stack.database.sessions() as session:
+        task = (await session.execute(select(TaskRow).where(TaskRow.run_id == launched.run_id))).scalar_one()
+    with pytest.raises(TaskResponseRejected) as rejected:
+        await complete_task(stack.database, stack.client, tenant, task.task_id, {"ok": "yes"})
+    assert rejected.value.errors == [{"path": "response.ok", "message": "'yes' is not of type 'boolean'"}]
+    with pytest.raises(TaskError, match="not found"):
+        await complete_task(stack.database, stack.client, _tenant(), task.task_id, {"ok": True})
+    with pytest.raises(TaskError, match="actor"):
+        await complete_task(stack.database, stack.client, tenant, task.task_id, {"ok": 1}, admin=True)
+    await complete_task(stack.database, stack.client, tenant, task.task_id, {"ok": 1}, admin=True, actor="ops@example.com")
+    with pytest.raises(TaskError, match="COMPLETED"):
+        await complete_task(stack.database, stack.client, tenant, task.task_id, {"ok": True})
+    view = await _result(stack, launched.run_id)
+    assert view["status"] == "SUCCEEDED" and view["vars"]["event"] == {"ok": 1}
+    async with stack.database.sessions() as session:
+        done = await session.get(TaskRow, task.task_id)
+    assert done is not None and done.status == "COMPLETED" and done.admin_override and done.completed_by == "ops@example.com"
