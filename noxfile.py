@@ -36,7 +36,7 @@ def tests(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """Ruff over every package, the tests and this file."""
     session.install("ruff>=0.6")
-    session.run("ruff", "check", "packages", "tests", "scripts", "noxfile.py", *session.posargs)
+    session.run("ruff", "check", "packages", "tests", "scripts", "benchmarks", "noxfile.py", *session.posargs)
 
 
 @nox.session
@@ -87,6 +87,14 @@ def demo(session: nox.Session) -> None:
     _install_project(session)
     env = {k: v for k, v in os.environ.items() if not k.startswith("WFR_")}
     session.run("wfr", "demo", "--examples", "docs/examples", env=env)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks: the interpreter against hand-written Temporal code (`-- --quick` for < 3 min)."""
+    _install_project(session)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WFR_")}
+    session.run("python", "benchmarks/run.py", *session.posargs, env=env)
 
 
 @nox.session

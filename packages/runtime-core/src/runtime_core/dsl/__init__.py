@@ -35,6 +35,7 @@ from runtime_core.dsl._validate import (
     ValidationContext,
     canonical_json,
     definition_hash,
+    parsed_definition,
     validate_definition,
 )
 
@@ -72,6 +73,7 @@ __all__ = [
     "canonical_json",
     "definition_hash",
     "definition_json_schema",
+    "parsed_definition",
     "reference_markdown",
     "validate_definition",
 ]

@@ -16,7 +16,7 @@ from runtime_core.dsl._models import SEQUENCE_KEYS, WorkflowDefinition
 from runtime_core.dsl._paths import PathError, parse_assign_path
 from runtime_core.expressions import ExpressionEngine
 
-__all__ = ["MAX_RANGE_ITEMS", "Problem", "ValidationContext", "canonical_json", "definition_hash", "validate_definition"]
+__all__ = ["MAX_RANGE_ITEMS", "Problem", "ValidationContext", "canonical_json", "definition_hash", "parsed_definition", "validate_definition"]
 
 #: Largest range literal (`[a..b]`) an expression may contain.
 MAX_RANGE_ITEMS = 100_000
@@ -61,6 +61,24 @@ def canonical_json(value: Any) -> str:
 def definition_hash(document: dict[str, Any]) -> str:
     """SHA-256 of the canonical JSON of a definition document."""
     return hashlib.sha256(canonical_json(document).encode()).hexdigest()
+
+
+#: Parsed definitions shared by every run of the same pinned version (read-only once built),
+#: keyed by the verified definition hash; bounded, oldest dropped first. This module is passed
+#: through the workflow sandbox, so the cache is process-wide.
+_PARSED: dict[str, WorkflowDefinition] = {}
+_PARSED_MAX = 512
+
+
+def parsed_definition(digest: str, document: dict[str, Any]) -> WorkflowDefinition:
+    """The parsed model of a definition whose hash has been verified, from a shared cache."""
+    parsed = _PARSED.get(digest)
+    if parsed is None:
+        parsed = WorkflowDefinition.model_validate(document)
+        if len(_PARSED) >= _PARSED_MAX:
+            _PARSED.pop(next(iter(_PARSED)), None)
+        _PARSED[digest] = parsed
+    return parsed
 
 
 def _iter_steps(steps: Any, path: str, loop_locals: tuple[str, ...] = ()) -> Iterator[tuple[str, dict[str, Any], tuple[str, ...]]]:

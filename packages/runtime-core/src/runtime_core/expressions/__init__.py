@@ -7,6 +7,7 @@ from runtime_core.expressions._engine import (
     ExpressionEngine,
     ExpressionParseError,
     format_instant,
+    thread_engine,
     use_clock,
 )
 
@@ -17,5 +18,6 @@ __all__ = [
     "ExpressionEngine",
     "ExpressionParseError",
     "format_instant",
+    "thread_engine",
     "use_clock",
 ]

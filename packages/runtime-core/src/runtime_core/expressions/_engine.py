@@ -33,6 +33,7 @@ __all__ = [
     "ExpressionEngine",
     "ExpressionParseError",
     "format_instant",
+    "thread_engine",
     "use_clock",
 ]
 
@@ -246,3 +247,18 @@ class ExpressionEngine:
         except ExpressionParseError as err:
             raise RunError(RuntimeErrorInfo(category="ExpressionError", code=err.code, message=str(err))) from None
         return compiled.evaluate(context, max_depth=self.max_depth, timeout_ms=self.timeout_ms)
+
+
+def thread_engine() -> ExpressionEngine:
+    """This thread's engine.
+
+    Compiled jsonata-python expressions keep mutable evaluation state, so they must not be
+    shared between threads; one engine (and cache) per workflow-task thread is shared by every
+    run that thread executes. This module is passed through the sandbox, so the cache survives
+    across runs.
+    """
+    engine = getattr(_local, "engine", None)
+    if engine is None:
+        engine = ExpressionEngine()
+        _local.engine = engine
+    return engine

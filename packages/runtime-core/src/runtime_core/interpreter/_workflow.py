@@ -68,11 +68,11 @@ with workflow.unsafe.imports_passed_through():
         TimeWaitStep,
         TransformAssignStep,
         TryCatchStep,
-        WorkflowDefinition,
         definition_hash,
+        parsed_definition,
     )
     from runtime_core.errors import NOT_RETRIED_BY_DEFAULT, RunError, RuntimeErrorInfo
-    from runtime_core.expressions import ExpressionClock, ExpressionEngine, format_instant, use_clock
+    from runtime_core.expressions import ExpressionClock, format_instant, thread_engine, use_clock
     from runtime_core.interpreter._values import assign_path, json_copy, truthy
 
 __all__ = ["InterpreterWorkflow"]
@@ -81,9 +81,6 @@ __all__ = ["InterpreterWorkflow"]
 #: own errors are non-retryable ApplicationErrors and never reach this policy.
 _INFRA_RETRY = TemporalRetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0, maximum_interval=timedelta(seconds=30), maximum_attempts=0)
 _PROJECTION_TIMEOUT = timedelta(seconds=60)
-
-_ENGINE = ExpressionEngine()
-
 
 class _Return(Exception):
     """Raised by ``control.return``; unwinds to the run."""
@@ -173,7 +170,7 @@ class InterpreterWorkflow:
                 type="InterpreterCorruption",
                 non_retryable=True,
             )
-        definition = WorkflowDefinition.model_validate(inp.definition)
+        definition = parsed_definition(inp.definition_hash, inp.definition)
         resume: Resume | None = None
         if inp.checkpoint is None:
             self._meta = {
@@ -335,7 +332,7 @@ class InterpreterWorkflow:
 
     def _eval(self, source: str, scope: _Scope, extra: dict[str, Any] | None = None) -> Any:
         with use_clock(ExpressionClock(now=workflow.now, random=workflow.random().random)):
-            return _ENGINE.evaluate(source, self._context(scope, extra))
+            return thread_engine().evaluate(source, self._context(scope, extra))
 
     def _resolve(self, value: Any, scope: _Scope, extra: dict[str, Any] | None = None) -> Any:
         """Evaluate a config value: expressions evaluated, secret references kept for activities."""

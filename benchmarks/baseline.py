@@ -1,0 +1,66 @@
+"""Hand-written Temporal code doing the same work as the authored definitions, with no interpreter
+and no projections: the baseline side of every benchmark pair."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from typing import Any
+
+from temporalio import activity, workflow
+
+BASELINE_QUEUE = "bench-baseline"
+
+
+@activity.defn(name="benchNoop")
+async def noop(data: dict[str, Any]) -> dict[str, Any]:
+    """The trivial async action both sides run."""
+    return data
+
+
+@activity.defn(name="benchStamp")
+async def stamp() -> float:
+    """When the first activity started (wall clock), for launch latency."""
+    return time.time()
+
+
+@workflow.defn(name="benchSequential")
+class SequentialWorkflow:
+    """N sequential activities."""
+
+    @workflow.run
+    async def run(self, steps: int) -> int:
+        for i in range(steps):
+            await workflow.execute_activity(noop, {"i": i}, start_to_close_timeout=timedelta(seconds=30))
+        return steps
+
+
+@workflow.defn(name="benchFirstActivity")
+class FirstActivityWorkflow:
+    """One activity that reports when it started."""
+
+    @workflow.run
+    async def run(self) -> float:
+        return await workflow.execute_activity(stamp, start_to_close_timeout=timedelta(seconds=30))
+
+
+@workflow.defn(name="benchWaiter")
+class WaiterWorkflow:
+    """Waits for one signal."""
+
+    def __init__(self) -> None:
+        self.got: dict[str, Any] | None = None
+
+    @workflow.signal(name="go")
+    def go(self, payload: dict[str, Any]) -> None:
+        self.got = payload
+
+    @workflow.run
+    async def run(self) -> dict[str, Any]:
+        await workflow.wait_condition(lambda: self.got is not None)
+        assert self.got is not None
+        return self.got
+
+
+WORKFLOWS = [SequentialWorkflow, FirstActivityWorkflow, WaiterWorkflow]
+ACTIVITIES = [noop, stamp]
