@@ -36,6 +36,7 @@ from runtime_core.dsl._validate import (
     canonical_json,
     definition_hash,
     parsed_definition,
+    schema_problems,
     validate_definition,
 )
 
@@ -75,5 +76,6 @@ __all__ = [
     "definition_json_schema",
     "parsed_definition",
     "reference_markdown",
+    "schema_problems",
     "validate_definition",
 ]

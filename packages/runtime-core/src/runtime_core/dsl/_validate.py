@@ -16,7 +16,7 @@ from runtime_core.dsl._models import SEQUENCE_KEYS, WorkflowDefinition
 from runtime_core.dsl._paths import PathError, parse_assign_path
 from runtime_core.expressions import ExpressionEngine
 
-__all__ = ["MAX_RANGE_ITEMS", "Problem", "ValidationContext", "canonical_json", "definition_hash", "parsed_definition", "validate_definition"]
+__all__ = ["MAX_RANGE_ITEMS", "Problem", "ValidationContext", "canonical_json", "definition_hash", "parsed_definition", "schema_problems", "validate_definition"]
 
 #: Largest range literal (`[a..b]`) an expression may contain.
 MAX_RANGE_ITEMS = 100_000
@@ -79,6 +79,16 @@ def parsed_definition(digest: str, document: dict[str, Any]) -> WorkflowDefiniti
             _PARSED.pop(next(iter(_PARSED)), None)
         _PARSED[digest] = parsed
     return parsed
+
+
+def schema_problems(schema: dict[str, Any], instance: Any, root: str) -> list[dict[str, str]]:
+    """Every way ``instance`` fails a JSON Schema (2020-12), as ``{path, message}`` sorted by path.
+
+    Paths start at ``root`` (``payload.amount``, ``response.items[2]``), so launch and task errors
+    name the failing field the same way.
+    """
+    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(instance), key=lambda e: list(e.absolute_path))
+    return [{"path": root + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in e.absolute_path), "message": e.message} for e in errors]
 
 
 def _iter_steps(steps: Any, path: str, loop_locals: tuple[str, ...] = ()) -> Iterator[tuple[str, dict[str, Any], tuple[str, ...]]]:

@@ -9,6 +9,7 @@ from sqlalchemy import select, update
 from temporalio.client import Client
 
 from runtime_core.contract import HUMAN_TASK_SIGNAL, workflow_id_for_run
+from runtime_core.dsl import schema_problems
 from runtime_core.persistence import Database, TaskDefinition, TaskRow, utcnow
 
 __all__ = ["TaskError", "TaskResponseRejected", "complete_task", "register_task_definition"]
@@ -73,9 +74,8 @@ async def complete_task(
     if admin and not actor:
         raise TaskError("an admin override must name who did it (actor)")
     if not admin and task.form_schema is not None:
-        errors = sorted(jsonschema.Draft202012Validator(task.form_schema).iter_errors(response), key=lambda e: list(e.absolute_path))
-        if errors:
-            problems = [{"path": "response" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in e.absolute_path), "message": e.message} for e in errors]
+        problems = schema_problems(task.form_schema, response, "response")
+        if problems:
             raise TaskResponseRejected("the response does not match the task's form schema: " + "; ".join(f"{p['path']}: {p['message']}" for p in problems), problems)
     async with database.sessions.begin() as session:
         claimed = await session.execute(

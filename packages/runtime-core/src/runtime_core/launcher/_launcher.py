@@ -6,13 +6,12 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-import jsonschema
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client
 
 from runtime_core.contract import SEMANTICS_VERSION, TASK_QUEUE, WORKFLOW_TYPE, ChildDefinition, MockSpec, RunInput, RunOptions, workflow_id_for_run
-from runtime_core.dsl import definition_hash
+from runtime_core.dsl import definition_hash, schema_problems
 from runtime_core.expressions import format_instant
 from runtime_core.persistence import Database, DefinitionVersion, RunRow, WorkflowDefinitionRow, utcnow
 from runtime_core.secrets import redact
@@ -124,9 +123,8 @@ class Launcher:
             row = await _load_version(session, tenant, workflow_id, version)
         schema = row.document.get("payloadSchema")
         if schema is not None:
-            errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(payload), key=lambda e: list(e.absolute_path))
-            if errors:
-                problems = [{"path": "payload" + "".join(f"[{p!r}]" if isinstance(p, int) else f".{p}" for p in e.absolute_path), "message": e.message} for e in errors]
+            problems = schema_problems(schema, payload, "payload")
+            if problems:
                 raise LaunchError("the payload does not match payloadSchema: " + "; ".join(f"{p['path']}: {p['message']}" for p in problems), problems)
 
         children = await self._pin_children(tenant, row.document)
