@@ -301,8 +301,8 @@ def _percentiles(values: list[float], pct: float) -> float:
     return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
 
 
-async def main(quick: bool, reps: int) -> dict[str, Any]:
-    """Run every pair ``reps`` times and return the summary."""
+async def main(quick: bool, reps: int, only: set[str] | None = None) -> dict[str, Any]:
+    """Run every pair (or the ``only`` ones, by number) ``reps`` times and return the summary."""
     registry = ActionRegistry.default()
     registry.register("bench.stamp", 1, _stamp)
     env = {k: v for k, v in os.environ.items() if not k.startswith("WFR_")}
@@ -317,6 +317,7 @@ async def main(quick: bool, reps: int) -> dict[str, Any]:
                 ("1 throughput", bench.throughput), ("2 history", bench.history), ("3 launch", bench.launch_latency),
                 ("4 fan-out", bench.fanout), ("5 expressions", bench.expressions), ("6 memory", bench.memory), ("7 scale", bench.scale),
             ]
+            pairs = [(label, fn) for label, fn in pairs if only is None or label.split()[0] in only]
             for rep in range(reps):
                 for label, fn in pairs:
                     started = time.perf_counter()
@@ -343,9 +344,13 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller runs, one repetition (under 3 minutes)")
     parser.add_argument("--reps", type=int, default=None)
+    parser.add_argument("--only", default=None, help="comma-separated pair numbers, e.g. 1,4 (the JSON file is then not written)")
     args = parser.parse_args()
-    result = asyncio.run(main(args.quick, args.reps or (1 if args.quick else 3)))
+    only = set(args.only.split(",")) if args.only else None
+    result = asyncio.run(main(args.quick, args.reps or (1 if args.quick else 3), only))
     _print(result)
+    if only is not None:
+        sys.exit(0)
     out = ROOT / "results" / "latest.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")

@@ -140,6 +140,7 @@ def test_mutations_of_a_valid_definition(data: st.DataObject) -> None:
 
 good_exprs = st.sampled_from(["1", "payload.x", "vars.total + 1", "$sum(payload.items)", "'ok'", "[1..3]", "$now()", "payload.x > 2"]).map(lambda e: {"$expr": e})
 good_paths = st.sampled_from(["vars.total", "total", "payload.out.x", "vars.a.b", "x"])
+good_values = st.one_of(literals, good_exprs, st.just({"$secret": "API_KEY"}))
 
 
 def _good_steps(children: st.SearchStrategy[list[dict[str, Any]]]) -> st.SearchStrategy[dict[str, Any]]:
@@ -149,7 +150,7 @@ def _good_steps(children: st.SearchStrategy[list[dict[str, Any]]]) -> st.SearchS
         st.fixed_dictionaries({**base, "type": st.just("state.set"), "config": st.fixed_dictionaries({"state": st.text(max_size=4)})}),
         st.fixed_dictionaries(
             {**base, "type": st.just("action.call"), "config": st.fixed_dictionaries({"actionId": st.sampled_from(["core.echo", "core.fail"]), "version": st.just(1)},
-                                                                                       optional={"inputMapping": st.dictionaries(st.sampled_from(["a", "b"]), values, max_size=2), "saveAs": good_paths})},
+                                                                                       optional={"inputMapping": st.dictionaries(st.sampled_from(["a", "b"]), good_values, max_size=2), "saveAs": good_paths})},
             optional={"retry": st.fixed_dictionaries({"maxAttempts": st.integers(1, 4), "backoffMs": st.integers(0, 50)}, optional={"jitter": st.booleans(), "backoffMultiplier": st.floats(1, 3)}),
                       "onError": st.fixed_dictionaries({"policy": st.sampled_from(["fail", "continue"])})},
         ),

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 
 from runtime_core.actions._registry import ActionContext, ActionFailure, ActionRegistry
 from runtime_core.persistence import DataStoreEntry, utcnow
+from runtime_core.persistence._upsert import insert_for, table_of
 
 __all__ = ["register_builtins"]
 
@@ -54,27 +55,32 @@ async def delay(ctx: ActionContext, data: Any) -> Any:
     return {"sleptMs": ms}
 
 
-async def _entry(ctx: ActionContext, key: str) -> DataStoreEntry | None:
-    row = (await ctx.session.execute(select(DataStoreEntry).where(DataStoreEntry.tenant == ctx.tenant, DataStoreEntry.key == key))).scalar_one_or_none()
-    if row is not None and row.expires_at is not None and row.expires_at.replace(tzinfo=row.expires_at.tzinfo or utcnow().tzinfo) <= utcnow():
-        return None
-    return row
+_DATA = table_of(DataStoreEntry)
+
+
+def _expired(expires_at: datetime | None) -> bool:
+    now = utcnow()
+    return expires_at is not None and expires_at.replace(tzinfo=expires_at.tzinfo or now.tzinfo) <= now
 
 
 async def data_set(ctx: ActionContext, data: Any) -> Any:
-    """Store ``value`` at ``key`` for this tenant, optionally expiring after ``ttlMs``."""
+    """Store ``value`` at ``key`` for this tenant, optionally expiring after ``ttlMs``.
+
+    One upsert: two runs setting the same new key at once never collide.
+    """
     data = _require_object(data, "data.set")
     key = _require_key(data, "data.set")
     ttl = data.get("ttlMs")
-    if ttl is not None and (not isinstance(ttl, int) or ttl <= 0):
+    if ttl is not None and (not isinstance(ttl, int) or isinstance(ttl, bool) or ttl <= 0):
         raise ActionFailure("data.set: 'ttlMs' must be a positive integer", category="ValidationError")
     now = utcnow()
-    expires = now + timedelta(milliseconds=ttl) if ttl else None
-    row = (await ctx.session.execute(select(DataStoreEntry).where(DataStoreEntry.tenant == ctx.tenant, DataStoreEntry.key == key))).scalar_one_or_none()
-    if row is None:
-        ctx.session.add(DataStoreEntry(tenant=ctx.tenant, key=key, value=data.get("value"), expires_at=expires, updated_at=now))
-    else:
-        row.value, row.expires_at, row.updated_at = data.get("value"), expires, now
+    stmt = insert_for(ctx.connection.dialect.name, _DATA).values(
+        tenant=ctx.tenant, key=key, value=data.get("value"), expires_at=now + timedelta(milliseconds=ttl) if ttl else None, updated_at=now
+    )
+    new = stmt.excluded
+    await ctx.connection.execute(
+        stmt.on_conflict_do_update(index_elements=["tenant", "key"], set_={"value": new.value, "expires_at": new.expires_at, "updated_at": new.updated_at})
+    )
     return {"key": key, "value": data.get("value")}
 
 
@@ -82,41 +88,48 @@ async def data_get(ctx: ActionContext, data: Any) -> Any:
     """Read ``key``; ``default`` (or null) when missing or expired."""
     data = _require_object(data, "data.get")
     key = _require_key(data, "data.get")
-    row = await _entry(ctx, key)
-    if row is None:
+    row = (await ctx.connection.execute(select(_DATA.c.value, _DATA.c.expires_at).where(_DATA.c.tenant == ctx.tenant, _DATA.c.key == key))).first()
+    if row is None or _expired(row.expires_at):
         return {"key": key, "value": data.get("default"), "found": False}
     return {"key": key, "value": row.value, "found": True}
 
 
 async def data_increment(ctx: ActionContext, data: Any) -> Any:
-    """Add ``by`` (default 1) to the number at ``key``; a missing key counts from 0."""
+    """Add ``by`` (default 1) to the number at ``key``; a missing or expired key counts from 0.
+
+    Concurrent increments of one key never lose an update: the row is created if absent
+    (``ON CONFLICT DO NOTHING``), then read under the write lock (``FOR UPDATE`` on PostgreSQL;
+    SQLite's single writer already holds it) and updated in the same transaction.
+    """
     data = _require_object(data, "data.increment")
     key = _require_key(data, "data.increment")
     by = data.get("by", 1)
     if not isinstance(by, (int, float)) or isinstance(by, bool):
         raise ActionFailure("data.increment: 'by' must be a number", category="ValidationError")
-    row = await _entry(ctx, key)
-    now = utcnow()
-    if row is None:
-        stale = (await ctx.session.execute(select(DataStoreEntry).where(DataStoreEntry.tenant == ctx.tenant, DataStoreEntry.key == key))).scalar_one_or_none()
-        if stale is not None:
-            await ctx.session.delete(stale)
-            await ctx.session.flush()
-        ctx.session.add(DataStoreEntry(tenant=ctx.tenant, key=key, value=by, expires_at=None, updated_at=now))
-        return {"key": key, "value": by}
-    if not isinstance(row.value, (int, float)) or isinstance(row.value, bool):
+    conn, now = ctx.connection, utcnow()
+    dialect = conn.dialect.name
+    await conn.execute(
+        insert_for(dialect, _DATA).values(tenant=ctx.tenant, key=key, value=0, expires_at=None, updated_at=now).on_conflict_do_nothing(index_elements=["tenant", "key"])
+    )
+    query = select(_DATA.c.value, _DATA.c.expires_at).where(_DATA.c.tenant == ctx.tenant, _DATA.c.key == key)
+    if dialect == "postgresql":
+        query = query.with_for_update()
+    current, expires_at = (await conn.execute(query)).one()
+    if _expired(expires_at):
+        current, expires_at = 0, None
+    if not isinstance(current, (int, float)) or isinstance(current, bool):
         raise ActionFailure(f"data.increment: the value at {key!r} is not a number", category="ValidationError")
-    row.value = row.value + by
-    row.updated_at = now
-    return {"key": key, "value": row.value}
+    value = current + by
+    await conn.execute(update(_DATA).where(_DATA.c.tenant == ctx.tenant, _DATA.c.key == key).values(value=value, expires_at=expires_at, updated_at=now))
+    return {"key": key, "value": value}
 
 
 async def data_delete(ctx: ActionContext, data: Any) -> Any:
     """Delete ``key``."""
     data = _require_object(data, "data.delete")
     key = _require_key(data, "data.delete")
-    result = await ctx.session.execute(delete(DataStoreEntry).where(DataStoreEntry.tenant == ctx.tenant, DataStoreEntry.key == key))
-    return {"key": key, "deleted": bool(getattr(result, "rowcount", 0))}
+    result = await ctx.connection.execute(delete(_DATA).where(_DATA.c.tenant == ctx.tenant, _DATA.c.key == key))
+    return {"key": key, "deleted": bool(result.rowcount)}
 
 
 def register_builtins(registry: ActionRegistry) -> None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, overload
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 __all__ = ["ENTRY_POINT_GROUP", "ActionContext", "ActionFailure", "ActionHandler", "ActionRegistry", "ActionSpec"]
 
@@ -21,7 +21,12 @@ ENTRY_POINT_GROUP = "runtime_core.actions"
 
 @dataclass
 class ActionContext:
-    """What an action sees besides its input."""
+    """What an action sees besides its input.
+
+    ``session`` is an ORM session inside the attempt's transaction: what an action writes through
+    it commits together with the attempt's ledger row and step row, or not at all. It is created
+    on first use, so actions that never touch the database pay nothing for it.
+    """
 
     tenant: str
     run_id: str
@@ -31,8 +36,29 @@ class ActionContext:
     item_index: int | None
     attempt: int
     idempotency_key: str
-    session: AsyncSession
+    connection: AsyncConnection
     extras: dict[str, Any] = field(default_factory=dict)
+    _session: AsyncSession | None = field(default=None, init=False, repr=False)
+
+    @property
+    def session(self) -> AsyncSession:
+        """The attempt's ORM session (it joins the attempt's transaction; it never commits it)."""
+        if self._session is None:
+            self._session = AsyncSession(bind=self.connection, join_transaction_mode="conservative_savepoint", expire_on_commit=False)
+        return self._session
+
+    async def flush(self) -> None:
+        """Write what the action left pending in its session, then release the session.
+
+        Raises:
+            sqlalchemy.exc.IntegrityError: A pending row broke a constraint.
+        """
+        if self._session is not None:
+            try:
+                await self._session.flush()
+            finally:
+                await self._session.close()
+                self._session = None
 
 
 class ActionFailure(Exception):

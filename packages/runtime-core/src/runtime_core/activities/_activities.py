@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
@@ -26,11 +29,20 @@ from runtime_core.contract import (
     ProjectRequest,
 )
 from runtime_core.persistence import ActionInvocation, Database, RunRow, RuntimeEvent, TaskDefinition, TaskRow, WaitRow, utcnow
+from runtime_core.persistence._upsert import insert_for, table_of
 from runtime_core.secrets import EnvSecretProvider, SecretNotFound, SecretProvider, redact, resolve_secrets, scrub
 
 __all__ = ["RuntimeActivities", "action_error", "event_signal"]
 
 log = logging.getLogger(__name__)
+
+_LEDGER = table_of(ActionInvocation)
+_LEDGER_LOOKUP = select(_LEDGER.c.output).where(_LEDGER.c.tenant == bindparam("p_tenant"), _LEDGER.c.idempotency_key == bindparam("p_key"))
+_LEDGER_INSERT = insert(_LEDGER)
+_RUNS = table_of(RunRow)
+_WAITS = table_of(WaitRow)
+_TASKS = table_of(TaskRow)
+_TASK_DEFS = table_of(TaskDefinition)
 
 
 def action_error(category: str, message: str, *, code: str | None = None, details: dict[str, Any] | None = None) -> ApplicationError:
@@ -57,6 +69,7 @@ class RuntimeActivities:
         registry: ActionRegistry,
         secrets: SecretProvider | None = None,
         on_committed: Callable[[ActionRequest], Awaitable[None]] | None = None,
+        progress_after: float | None = 0.25,
     ) -> None:
         """Inject dependencies.
 
@@ -66,11 +79,14 @@ class RuntimeActivities:
             secrets: Resolves ``{"$secret": NAME}`` references; environment variables by default.
             on_committed: Called after an invocation and its ledger row committed, before the
                 result goes back to Temporal (metrics; crash tests use it to die in that window).
+            progress_after: Seconds after which a still-running action's STARTED row is written
+                on the side; ``None`` writes it only with the step's outcome.
         """
         self.database = database
         self.registry = registry
         self.secrets: SecretProvider = secrets or EnvSecretProvider()
         self.on_committed = on_committed
+        self.progress_after = progress_after
 
     def all(self) -> list[Any]:
         """Every activity method, for ``Worker(activities=...)``."""
@@ -78,59 +94,48 @@ class RuntimeActivities:
 
     @activity.defn(name=ACTION_ACTIVITY)
     async def run_action(self, req: ActionRequest) -> ActionResult:
-        """Run one attempt of an ``action.call`` step, exactly once per idempotency key."""
-        started = parse_instant(req.started_at)
-        async with self.database.sessions.begin() as session:
-            await apply_projections(session, req.tenant, req.run_id, [*req.projections, _step_row(req, "STARTED")])
-            recorded = (
-                await session.execute(
-                    select(ActionInvocation.output).where(ActionInvocation.tenant == req.tenant, ActionInvocation.idempotency_key == req.idempotency_key)
-                )
-            ).first()
-        if recorded is not None:
-            await self._finish_step(req, "SUCCEEDED", started)
-            return ActionResult(output=recorded[0], replayed=True)
+        """Run one attempt of an ``action.call`` step, exactly once per idempotency key.
 
-        spec = None if req.mock is not None else self.registry.get(req.action_id, req.action_version)
-        if req.mock is None and spec is None:
-            raise await self._fail(req, started, "ValidationError", f"action {req.action_id!r} version {req.action_version} is not registered on this worker")
+        A fast action costs one transaction: the buffered projections, the action's own writes,
+        its ledger row and its SUCCEEDED step row commit together. An action still running after
+        ``progress_after`` seconds gets its STARTED row (and the buffered rows before it) written
+        on the side, so a slow call is visible in the read model while it runs.
+        """
+        started = parse_instant(req.started_at)
+        progress = _ProgressWrite(self._finish_step(req, "STARTED", None), self.progress_after) if self.progress_after is not None else None
         try:
-            async with self.database.sessions.begin() as session:
-                if req.mock is not None:
-                    if req.mock.error is not None:
-                        err = req.mock.error
-                        raise ActionFailure(str(err.get("message", "mocked failure")), category=str(err.get("category", "ActionError")), code=err.get("code"), details=err.get("details"))
-                    output, used = req.mock.output, list[str]()
-                else:
-                    assert spec is not None
-                    resolved, used = resolve_secrets(req.input, self.secrets, req.tenant)
-                    ctx = ActionContext(
-                        tenant=req.tenant, run_id=req.run_id, step_id=req.step_id, step_path=req.step_path, seq=req.seq,
-                        item_index=req.item_index, attempt=req.attempt, idempotency_key=req.idempotency_key, session=session,
+            try:
+                async with self.database.engine.begin() as conn:
+                    recorded = (await conn.execute(_LEDGER_LOOKUP, {"p_tenant": req.tenant, "p_key": req.idempotency_key})).first()
+                    if recorded is not None:
+                        await apply_projections(conn, req.tenant, req.run_id, [*req.projections, _step_row(req, "SUCCEEDED", started)])
+                        return ActionResult(output=recorded[0], replayed=True)
+                    output = await self._invoke(req, conn)
+                    await conn.execute(
+                        _LEDGER_INSERT,
+                        {
+                            "tenant": req.tenant, "idempotency_key": req.idempotency_key, "run_id": req.run_id, "step_seq": req.seq,
+                            "step_path": req.step_path, "action_id": req.action_id, "action_version": req.action_version, "attempt": req.attempt,
+                            "mocked": req.mock is not None, "input": redact(req.input), "output": output, "created_at": utcnow(),
+                        },
                     )
-                    output = await spec.handler(ctx, resolved)
-                output = scrub(output, used)
-                session.add(
-                    ActionInvocation(
-                        tenant=req.tenant, idempotency_key=req.idempotency_key, run_id=req.run_id, step_seq=req.seq,
-                        step_path=req.step_path, action_id=req.action_id, action_version=req.action_version, attempt=req.attempt,
-                        mocked=req.mock is not None, input=redact(req.input), output=output, created_at=utcnow(),
-                    )
-                )
-                await apply_projections(session, req.tenant, req.run_id, [_step_row(req, "SUCCEEDED", started)])
+                    await apply_projections(conn, req.tenant, req.run_id, [*req.projections, _step_row(req, "SUCCEEDED", started)])
+            finally:
+                if progress is not None:
+                    await progress.settle()
         except ActionFailure as failure:
             raise await self._fail(req, started, failure.category, failure.message, code=failure.code, details=failure.details) from None
         except SecretNotFound as err:
             raise await self._fail(req, started, "ValidationError", str(err)) from None
         except IntegrityError:
             # A concurrent attempt with the same key won the race: its output is the answer.
-            async with self.database.sessions() as session:
-                row = (await session.execute(select(ActionInvocation.output).where(ActionInvocation.tenant == req.tenant, ActionInvocation.idempotency_key == req.idempotency_key))).first()
-            if row is None:
-                raise
-            await self._finish_step(req, "SUCCEEDED", started)
+            async with self.database.engine.begin() as conn:
+                row = (await conn.execute(_LEDGER_LOOKUP, {"p_tenant": req.tenant, "p_key": req.idempotency_key})).first()
+                if row is None:
+                    raise
+                await apply_projections(conn, req.tenant, req.run_id, [*req.projections, _step_row(req, "SUCCEEDED", started)])
             return ActionResult(output=row[0], replayed=True)
-        except ApplicationError:
+        except (ApplicationError, asyncio.CancelledError):
             raise
         except Exception as err:  # an action's own bug is its ActionError, not an infrastructure retry
             log.exception("action %s v%s failed", req.action_id, req.action_version)
@@ -139,9 +144,28 @@ class RuntimeActivities:
             await self.on_committed(req)
         return ActionResult(output=output)
 
+    async def _invoke(self, req: ActionRequest, conn: AsyncConnection) -> Any:
+        """The action's output (or its mock's), secrets scrubbed; raises ActionFailure on its failure."""
+        if req.mock is not None:
+            if req.mock.error is not None:
+                err = req.mock.error
+                raise ActionFailure(str(err.get("message", "mocked failure")), category=str(err.get("category", "ActionError")), code=err.get("code"), details=err.get("details"))
+            return req.mock.output
+        spec = self.registry.get(req.action_id, req.action_version)
+        if spec is None:
+            raise ActionFailure(f"action {req.action_id!r} version {req.action_version} is not registered on this worker", category="ValidationError")
+        resolved, used = resolve_secrets(req.input, self.secrets, req.tenant)
+        ctx = ActionContext(
+            tenant=req.tenant, run_id=req.run_id, step_id=req.step_id, step_path=req.step_path, seq=req.seq,
+            item_index=req.item_index, attempt=req.attempt, idempotency_key=req.idempotency_key, connection=conn,
+        )
+        output = await spec.handler(ctx, resolved)
+        await ctx.flush()
+        return scrub(output, used)
+
     async def _finish_step(self, req: ActionRequest, status: str, started: Any, error: dict[str, Any] | None = None) -> None:
-        async with self.database.sessions.begin() as session:
-            await apply_projections(session, req.tenant, req.run_id, [_step_row(req, status, started, error)])
+        async with self.database.engine.begin() as conn:
+            await apply_projections(conn, req.tenant, req.run_id, [*req.projections, _step_row(req, status, started, error)])
 
     async def _fail(self, req: ActionRequest, started: Any, category: str, message: str, *, code: str | None = None, details: dict[str, Any] | None = None) -> ApplicationError:
         err = action_error(category, message, code=code, details=details)
@@ -155,36 +179,37 @@ class RuntimeActivities:
     async def open_wait(self, req: OpenWaitRequest) -> OpenWaitResult:
         """Write the wait row (with its task row) and the run's status, then look up early events."""
         result = OpenWaitResult()
-        async with self.database.sessions.begin() as session:
-            await apply_projections(session, req.tenant, req.run_id, req.projections)
-            exists = (await session.execute(select(WaitRow.id).where(WaitRow.run_id == req.run_id, WaitRow.seq == req.wait_seq))).first()
-            if exists is None:  # an activity retry must not write the rows twice
-                session.add(
-                    WaitRow(
-                        tenant=req.tenant, run_id=req.run_id, seq=req.wait_seq, step_seq=req.step_seq, step_id=req.step_id, wait_type=req.wait_type,
-                        status="WAITING", event_name=req.event_name, correlation_key=req.correlation_key, filters=req.filters,
-                        due_at=parse_instant(req.due_at), created_at=parse_instant(req.created_at) or utcnow(),
-                    )
-                )
+        created = parse_instant(req.created_at) or utcnow()
+        async with self.database.engine.begin() as conn:
+            dialect = conn.dialect.name
+            await apply_projections(conn, req.tenant, req.run_id, req.projections)
+            # an activity retry must not write the rows twice
+            await conn.execute(
+                insert_for(dialect, _WAITS).on_conflict_do_nothing(index_elements=["run_id", "seq"]),
+                {
+                    "tenant": req.tenant, "run_id": req.run_id, "seq": req.wait_seq, "step_seq": req.step_seq, "step_id": req.step_id, "wait_type": req.wait_type,
+                    "status": "WAITING", "event_name": req.event_name, "correlation_key": req.correlation_key, "filters": req.filters,
+                    "due_at": parse_instant(req.due_at), "created_at": created,
+                },
+            )
             if req.task is not None:
                 task = req.task
                 schema = task.get("formSchema")
                 if schema is None:
                     schema = (
-                        await session.execute(select(TaskDefinition.form_schema).where(TaskDefinition.tenant == req.tenant, TaskDefinition.task_type == task["taskType"]))
+                        await conn.execute(select(_TASK_DEFS.c.form_schema).where(_TASK_DEFS.c.tenant == req.tenant, _TASK_DEFS.c.task_type == task["taskType"]))
                     ).scalar_one_or_none()
                 result.form_schema = schema
-                if await session.get(TaskRow, task["taskId"]) is None:
-                    session.add(
-                        TaskRow(
-                            task_id=task["taskId"], tenant=req.tenant, run_id=req.run_id, wait_seq=req.wait_seq, step_id=req.step_id,
-                            task_type=task["taskType"], title=task["title"], description=task.get("description"),
-                            context_data=redact(task.get("contextData")), form_schema=schema, status="PENDING",
-                            created_at=parse_instant(req.created_at) or utcnow(),
-                        )
-                    )
+                await conn.execute(
+                    insert_for(dialect, _TASKS).on_conflict_do_nothing(index_elements=["task_id"]),
+                    {
+                        "task_id": task["taskId"], "tenant": req.tenant, "run_id": req.run_id, "wait_seq": req.wait_seq, "step_id": req.step_id,
+                        "task_type": task["taskType"], "title": task["title"], "description": task.get("description"),
+                        "context_data": redact(task.get("contextData")), "form_schema": schema, "status": "PENDING", "created_at": created,
+                    },
+                )
             if req.run_waiting:
-                await session.execute(update(RunRow).where(RunRow.run_id == req.run_id, RunRow.status == "RUNNING").values(status="WAITING", updated_at=utcnow()))
+                await conn.execute(update(_RUNS).where(_RUNS.c.run_id == req.run_id, _RUNS.c.status == "RUNNING").values(status="WAITING", updated_at=utcnow()))
         if req.wait_type == "event":
             # after the commit: an event stored from now on sees this wait and signals the run
             async with self.database.sessions() as session:
@@ -205,27 +230,57 @@ class RuntimeActivities:
     @activity.defn(name=PROJECT_ACTIVITY)
     async def project(self, req: ProjectRequest) -> None:
         """Write buffered projection rows (used before the run blocks)."""
-        async with self.database.sessions.begin() as session:
-            await apply_projections(session, req.tenant, req.run_id, req.projections)
+        async with self.database.engine.begin() as conn:
+            await apply_projections(conn, req.tenant, req.run_id, req.projections)
 
     @activity.defn(name=FINALIZE_ACTIVITY)
     async def finalize(self, req: FinalizeRequest) -> None:
         """Write the remaining rows, then the run row's terminal state, in one transaction."""
-        async with self.database.sessions.begin() as session:
-            await apply_projections(session, req.tenant, req.run_id, req.projections)
-            run = await session.get(RunRow, req.run_id)
-            if run is None:
+        ended = parse_instant(req.ended_at)
+        async with self.database.engine.begin() as conn:
+            await apply_projections(conn, req.tenant, req.run_id, req.projections)
+            updated = await conn.execute(
+                update(_RUNS).where(_RUNS.c.run_id == req.run_id).values(status=req.status, result=req.result, error=req.error, ended_at=ended, updated_at=utcnow())
+            )
+            if updated.rowcount == 0:
                 raise ApplicationError(f"run {req.run_id} has no run row; it was not started by the launcher", non_retryable=True)
-            run.status = req.status
             if req.status in ("CANCELED", "FAILED", "SUCCEEDED"):
                 # nothing stays open once the run has ended
-                at = parse_instant(req.ended_at)
-                await session.execute(update(WaitRow).where(WaitRow.run_id == req.run_id, WaitRow.status == "WAITING").values(status="CANCELED", resolved_at=at))
-                await session.execute(update(TaskRow).where(TaskRow.run_id == req.run_id, TaskRow.status == "PENDING").values(status="CANCELED", completed_at=at))
-            run.result = req.result
-            run.error = req.error
-            run.ended_at = parse_instant(req.ended_at)
-            run.updated_at = utcnow()
+                await conn.execute(update(_WAITS).where(_WAITS.c.run_id == req.run_id, _WAITS.c.status == "WAITING").values(status="CANCELED", resolved_at=ended))
+                await conn.execute(update(_TASKS).where(_TASKS.c.run_id == req.run_id, _TASKS.c.status == "PENDING").values(status="CANCELED", completed_at=ended))
+
+
+class _ProgressWrite:
+    """A write that happens only if the action is still running after a delay."""
+
+    def __init__(self, write: Coroutine[Any, Any, None], delay: float) -> None:
+        self._write = write
+        self._delay = delay
+        self._started = False
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        try:
+            await asyncio.sleep(self._delay)
+        except asyncio.CancelledError:
+            self._write.close()
+            raise
+        self._started = True
+        try:
+            await self._write
+        except Exception:  # the step's final write carries the same rows; this only delays visibility
+            log.warning("could not write a slow action's STARTED row; its final row will follow", exc_info=True)
+
+    async def settle(self) -> None:
+        """Drop the write if it has not begun, else let it finish.
+
+        Called once the action's own transaction has ended, so a progress write waiting for the
+        database (SQLite's single writer) is never waited on while that transaction holds the lock.
+        """
+        if not self._started:
+            self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
 
 
 def event_signal(row: RuntimeEvent) -> dict[str, Any]:

@@ -8,21 +8,25 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import bindparam, select
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from runtime_core.activities import event_signal
 from runtime_core.contract import EVENT_SIGNAL, workflow_id_for_run
 from runtime_core.expressions import ExpressionEngine
 from runtime_core.launcher import Launcher, LaunchError
 from runtime_core.persistence import Database, DefinitionVersion, RuntimeEvent, WaitRow, WorkflowDefinitionRow, utcnow
+from runtime_core.persistence._upsert import insert_for, table_of
 from runtime_core.secrets import redact
 
 __all__ = ["EventIngress", "IngressResult"]
 
 log = logging.getLogger(__name__)
+_EVENTS = table_of(RuntimeEvent)
+_W = table_of(WaitRow)
+_OPEN = select(_W.c.run_id).where(_W.c.tenant == bindparam("p_tenant"), _W.c.wait_type == "event", _W.c.status == "WAITING", _W.c.event_name == bindparam("p_name"))
+#: Runs with an open wait on a name and key (an event without a key matches waits without one).
+_OPEN_WAITS = {True: _OPEN.where(_W.c.correlation_key == bindparam("p_key")).distinct(), False: _OPEN.where(_W.c.correlation_key.is_(None)).distinct()}
 _ENGINE = ExpressionEngine()
 
 
@@ -72,22 +76,20 @@ class EventIngress:
             raise ValueError("correlationKey must be a string")
         event_id = event_id or uuid.uuid4().hex
         result = IngressResult(event_id=event_id)
-        row = RuntimeEvent(tenant=tenant, event_id=event_id, event_name=event_name, correlation_key=correlation_key, payload=payload, source=source, received_at=utcnow())
-        try:
-            async with self.database.sessions.begin() as session:
-                session.add(row)
-        except IntegrityError:
+        received = utcnow()
+        async with self.database.engine.begin() as conn:
+            stored = await conn.execute(
+                insert_for(conn.dialect.name, _EVENTS).on_conflict_do_nothing(index_elements=["tenant", "event_id"]),
+                {"tenant": tenant, "event_id": event_id, "event_name": event_name, "correlation_key": correlation_key, "payload": payload, "source": source, "received_at": received},
+            )
+        if stored.rowcount == 0:
             result.duplicate = True
             return result
-        signal = {**event_signal(row), "tenant": tenant}
-        async with self.database.sessions() as session:
-            run_ids = (
-                await session.execute(
-                    select(WaitRow.run_id)
-                    .where(WaitRow.tenant == tenant, WaitRow.wait_type == "event", WaitRow.status == "WAITING", WaitRow.event_name == event_name, WaitRow.correlation_key == correlation_key)
-                    .distinct()
-                )
-            ).scalars().all()
+        signal = {"eventId": event_id, "eventName": event_name, "correlationKey": correlation_key, "payload": payload, "receivedAt": received.isoformat(), "tenant": tenant}
+        async with self.database.engine.connect() as conn:
+            keyed = correlation_key is not None
+            params = {"p_tenant": tenant, "p_name": event_name, **({"p_key": correlation_key} if keyed else {})}
+            run_ids = (await conn.execute(_OPEN_WAITS[keyed], params)).scalars().all()
         bound = asyncio.Semaphore(self.concurrency)
 
         async def deliver(run_id: str) -> None:

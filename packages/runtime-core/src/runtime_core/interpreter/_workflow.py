@@ -760,10 +760,12 @@ class InterpreterWorkflow:
         mock = inp.mocks.get(cfg.actionId)
 
         async def attempt_once(attempt: int) -> ActionResult:
+            # this step's own row is the activity's to write (with the attempt's outcome)
+            projections = [r for r in self._drain() if r is not row]
             req = ActionRequest(
                 run_id=inp.run_id, tenant=inp.tenant, seq=row["seq"], step_id=step.id, step_path=path,
                 item_index=scope.item_index, loop_indices=list(scope.loop_indices), action_id=cfg.actionId, action_version=cfg.version,
-                input=action_input, attempt=attempt, idempotency_key=key, started_at=row["startedAt"], projections=self._drain(), mock=mock,
+                input=action_input, attempt=attempt, idempotency_key=key, started_at=row["startedAt"], projections=projections, mock=mock,
             )
             try:
                 result: ActionResult = await workflow.execute_activity(
