@@ -1,9 +1,11 @@
 """Record the replay corpus (tests/histories/) from real runs of every passing scenario.
 
-Run only when adding scenario shapes; an interpreter change must keep the existing corpus
-replaying instead. Uses the embedded stack (dev server, temporary SQLite, in-process worker).
+Run only when adding scenario shapes or a new history shape (a patch): an interpreter change
+must keep the existing corpus replaying instead. Uses the embedded stack (dev server, temporary
+SQLite, in-process worker).
 
-    python scripts/record_histories.py
+    python scripts/record_histories.py                                    # tests/histories/
+    python scripts/record_histories.py tests/histories/local-projections  # another folder
 """
 
 from __future__ import annotations
@@ -25,8 +27,9 @@ OUT = ROOT / "tests" / "histories"
 FOLDERS = (ROOT / "tests" / "scenarios", ROOT.parent / "shared" / "scenarios")
 
 
-async def main() -> None:
-    """Run each scenario and write one history file per run of its tree."""
+async def main(out: Path) -> None:
+    """Run each scenario and write one history file per run of its tree into ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
     files = [p for folder in FOLDERS if folder.is_dir() for p in sorted(folder.glob("*.json"))]
     async with open_stack(AppSettings.from_env()) as stack:
         for path in files:
@@ -42,10 +45,10 @@ async def main() -> None:
                 handle = stack.client.get_workflow_handle(f"workflow-runtime-v2:run:{run['runId']}")
                 first = (await handle.describe()).raw_description.workflow_execution_info.first_run_id
                 history = await stack.client.get_workflow_handle(handle.id, run_id=first or None).fetch_history()
-                (OUT / f"{label}.json").write_text(json.dumps({"workflowId": handle.id, "history": json.loads(history.to_json())}) + "\n")
+                (out / f"{label}.json").write_text(json.dumps({"workflowId": handle.id, "history": json.loads(history.to_json())}) + "\n")
                 print(f"recorded {label}")
                 todo.extend((f"{label}--child{i}", child) for i, child in enumerate(run["children"]))
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    asyncio.run(main(Path(sys.argv[1]).resolve() if len(sys.argv) > 1 else OUT))

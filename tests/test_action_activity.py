@@ -19,7 +19,7 @@ from temporalio.exceptions import ApplicationError
 from runtime_core.actions import ActionContext, ActionFailure, ActionRegistry
 from runtime_core.activities import RuntimeActivities
 from runtime_core.contract import ActionRequest
-from runtime_core.persistence import ActionInvocation, DataStoreEntry, Database, RunRow, StepRow, upgrade, utcnow
+from runtime_core.persistence import ActionInvocation, Database, DataStoreEntry, RunRow, StepRow, upgrade, utcnow
 
 from .conftest import BACKENDS, new_database
 

@@ -10,6 +10,7 @@ Record a fresh corpus (only when adding shapes), with the packages installed:
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
@@ -18,13 +19,14 @@ from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
 from runtime_core.interpreter import InterpreterWorkflow
+from runtime_core.interpreter._workflow import LOCAL_PROJECTIONS_PATCH
 from runtime_core.worker import workflow_runner
 
 HISTORIES = Path(__file__).parent / "histories"
 
 
 def _corpus() -> list[Path]:
-    return sorted(HISTORIES.glob("*.json"))
+    return sorted(HISTORIES.rglob("*.json"))
 
 
 def test_corpus_is_present() -> None:
@@ -32,7 +34,19 @@ def test_corpus_is_present() -> None:
     assert len(_corpus()) >= 20
 
 
-@pytest.mark.parametrize("path", _corpus(), ids=[p.stem for p in _corpus()])
+def test_corpus_covers_local_projections() -> None:
+    """Histories recorded after the local-projections patch (marker + local finalize) are in the corpus too."""
+    recent = sorted((HISTORIES / "local-projections").glob("*.json"))
+    assert len(recent) >= 20
+    for path in recent:
+        events = json.loads(path.read_text())["history"]["events"]
+        markers = [e["markerRecordedEventAttributes"] for e in events if e["eventType"] == "EVENT_TYPE_MARKER_RECORDED"]
+        patches = [json.loads(base64.b64decode(m["details"]["patch-data"]["payloads"][0]["data"])) for m in markers if m["markerName"] == "core_patch"]
+        assert {"id": LOCAL_PROJECTIONS_PATCH, "deprecated": False} in patches, path.name
+        assert any(m["markerName"] == "core_local_activity" for m in markers), path.name
+
+
+@pytest.mark.parametrize("path", _corpus(), ids=[str(p.relative_to(HISTORIES).with_suffix("")) for p in _corpus()])
 async def test_history_replays(path: Path) -> None:
     """The recorded history replays without non-determinism."""
     data = json.loads(path.read_text())
