@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import ctypes
+import gc
 import json
 import os
 import platform
@@ -248,22 +251,32 @@ class Bench:
 
     # 6 -------------------------------------------------------------------------------------
     async def memory(self) -> dict[str, float]:
+        """Worker RSS per cached waiting run, each side measured in a fresh process of its own.
+
+        Measured in one long process the deltas were meaningless: memory freed by earlier pairs
+        (or by the other side's runs) is reused without growing RSS.
+        """
+        kb = {side: await asyncio.to_thread(_memory_probe, side, self.quick) for side in ("ours", "baseline")}
+        return {"memory.ours_kb_per_waiting_run": kb["ours"], "memory.baseline_kb_per_waiting_workflow": kb["baseline"],
+                "memory.ratio": kb["ours"] / kb["baseline"] if kb["baseline"] > 0 else float("nan")}
+
+    async def memory_side(self, side: str) -> float:
+        """In a probe process: KB of RSS per cached waiting run of one side, from a settled start."""
         n = 200 if self.quick else 2000
-        tag = uuid.uuid4().hex[:6]
-        before = _rss_kb()
-        ours = await asyncio.gather(*(self._ours("bench-wait", {"k": f"m{tag}-{i}"}) for i in range(n)))
-        await self._all_waiting(n, f"m{tag}-%")
-        ours_kb = (_rss_kb() - before) / n
-        before = _rss_kb()
-        handles = await asyncio.gather(*(self.client.start_workflow("benchWaiter", id=f"mwait-{uuid.uuid4().hex}", task_queue=BASELINE_QUEUE) for _ in range(n)))
-        await asyncio.sleep(3.0)
-        base_kb = (_rss_kb() - before) / n
-        for wid in ours:
-            await self.client.get_workflow_handle(wid).terminate("benchmark done")
-        for h in handles:
-            await h.terminate("benchmark done")
-        return {"memory.ours_kb_per_waiting_run": ours_kb, "memory.baseline_kb_per_waiting_workflow": base_kb,
-                "memory.ratio": ours_kb / base_kb if base_kb > 0 else float("nan")}
+        cached = min(n, WORKFLOW_CACHE - 20)  # beyond the cache, runs are evicted and cost no memory
+
+        async def start(count: int) -> None:
+            if side == "ours":
+                tag = uuid.uuid4().hex[:6]
+                await asyncio.gather(*(self._ours("bench-wait", {"k": f"m{tag}-{i}"}) for i in range(count)))
+                await self._all_waiting(count, f"m{tag}-%")
+            else:
+                await asyncio.gather(*(self.client.start_workflow("benchWaiter", id=f"mwait-{uuid.uuid4().hex}", task_queue=BASELINE_QUEUE) for _ in range(count)))
+
+        await start(20)  # one-time costs (first sandbox, lazy imports, caches) are not per run
+        before = await _settled_rss_kb()
+        await start(n)
+        return (await _settled_rss_kb() - before) / cached
 
     # 7 -------------------------------------------------------------------------------------
     async def scale(self) -> dict[str, float]:
@@ -289,7 +302,33 @@ class Bench:
         return out
 
 
+#: temporalio's default ``max_cached_workflows``, the same on both workers.
+WORKFLOW_CACHE = 1000
+
+
+async def _settled_rss_kb() -> float:
+    """RSS once it has stopped moving (within 1 % for 2 s): every started run has been processed."""
+    last = _rss_kb()
+    stable = 0
+    for _ in range(480):
+        await asyncio.sleep(0.5)
+        now = _rss_kb()
+        stable = stable + 1 if abs(now - last) <= 0.01 * last else 0
+        if stable >= 4:
+            return now
+        last = now
+    return last
+
+
 def _rss_kb() -> float:
+    """Resident memory of this process after a full collection, with freed heap returned to the OS.
+
+    Without the trim, memory freed by an earlier pair is reused without growing RSS, and a later
+    pair's delta can even come out negative.
+    """
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return float(line.split()[1])
@@ -301,8 +340,20 @@ def _percentiles(values: list[float], pct: float) -> float:
     return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
 
 
-async def main(quick: bool, reps: int, only: set[str] | None = None) -> dict[str, Any]:
-    """Run every pair (or the ``only`` ones, by number) ``reps`` times and return the summary."""
+def _memory_probe(side: str, quick: bool) -> float:
+    """Run ``--memory-side`` in a fresh process (its own dev server and database) and read its figure."""
+    args = [sys.executable, str(Path(__file__).resolve()), "--memory-side", side, *(["--quick"] if quick else [])]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=1200, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"memory probe ({side}) failed:\n{done.stderr[-2000:]}")
+    return float(json.loads(done.stdout.strip().splitlines()[-1])["kb"])
+
+
+async def main(quick: bool, reps: int, only: set[str] | None = None, memory_side: str | None = None) -> dict[str, Any]:
+    """Run every pair (or the ``only`` ones, by number) ``reps`` times and return the summary.
+
+    With ``memory_side``, measure only that side's memory (the probe process of pair 6).
+    """
     registry = ActionRegistry.default()
     registry.register("bench.stamp", 1, _stamp)
     env = {k: v for k, v in os.environ.items() if not k.startswith("WFR_")}
@@ -313,6 +364,8 @@ async def main(quick: bool, reps: int, only: set[str] | None = None) -> dict[str
         assert outcome.published, outcome.errors
         async with Worker(stack.client, task_queue=BASELINE_QUEUE, workflows=WORKFLOWS, activities=ACTIVITIES, workflow_runner=workflow_runner()):
             bench = Bench(stack, stack.client, quick)
+            if memory_side is not None:
+                return {"kb": await bench.memory_side(memory_side)}
             pairs: list[tuple[str, Callable[[], Awaitable[dict[str, float]]]]] = [
                 ("1 throughput", bench.throughput), ("2 history", bench.history), ("3 launch", bench.launch_latency),
                 ("4 fan-out", bench.fanout), ("5 expressions", bench.expressions), ("6 memory", bench.memory), ("7 scale", bench.scale),
@@ -344,14 +397,24 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller runs, one repetition (under 3 minutes)")
     parser.add_argument("--reps", type=int, default=None)
-    parser.add_argument("--only", default=None, help="comma-separated pair numbers, e.g. 1,4 (the JSON file is then not written)")
+    parser.add_argument("--out", type=Path, default=ROOT / "results" / "latest.json", help="where the JSON figures go")
+    parser.add_argument("--memory-side", choices=("ours", "baseline"), help=argparse.SUPPRESS)
+    parser.add_argument("--only", default=None, help="comma-separated pair numbers, e.g. 1,4: their figures replace those in the JSON file")
     args = parser.parse_args()
     only = set(args.only.split(",")) if args.only else None
+    if args.memory_side:
+        print(json.dumps(asyncio.run(main(args.quick, 1, memory_side=args.memory_side))))
+        sys.exit(0)
     result = asyncio.run(main(args.quick, args.reps or (1 if args.quick else 3), only))
     _print(result)
+    out: Path = args.out
+    out.parent.mkdir(parents=True, exist_ok=True)
     if only is not None:
-        sys.exit(0)
-    out = ROOT / "results" / "latest.json"
-    out.parent.mkdir(exist_ok=True)
+        previous = json.loads(out.read_text()) if out.exists() else None
+        if previous is None or previous.get("settings", {}).get("quick") != result["settings"]["quick"]:
+            print(f"\n{out} not updated: it holds no run of the same size to merge --only figures into")
+            sys.exit(0)
+        result = {**previous, "metrics": {**previous["metrics"], **result["metrics"]}, "range": {**previous["range"], **result["range"]},
+                  "updated": {"pairs": sorted(only), "commit": result["commit"]}}
     out.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
     print(f"\nwritten {out}")

@@ -1,0 +1,969 @@
+"""The interpreter's engine: everything the authored-run workflow does, outside the sandbox.
+
+This module is a sandbox passthrough: it is imported once per worker process, while the thin
+workflow class in ``_workflow`` (re-imported into a fresh sandbox for every run, as Temporal's
+sandbox does) only binds it to Temporal's decorators. Before the split, every run re-executed
+this module's ~1,000 lines in its sandbox: about 200 KB of worker memory per cached run and a
+measurable share of CPU (docs/performance.md). The code here must stay deterministic without the
+sandbox's help: time, randomness and uuids only through ``workflow.*``, no I/O, no database
+(importlinter forbids the import), no mutable module state; the replay corpus checks it.
+
+Design notes:
+
+* The definition arrives validated and pinned (hash) in :class:`RunInput`, together with every
+  definition it can call (pinned when the root run was launched); the workflow never reads the
+  authoring tables.
+* Projection rows are buffered in the workflow and written by the next activity (the action
+  activity writes them in the same transaction as its own STARTED row), by a flush when many
+  are pending, or by ``finalize``: a ``transform.assign`` or ``control.if`` step costs no
+  history events.
+* Action errors come back as non-retryable activity failures; the interpreter applies the
+  authored retry policy with durable timers. Infrastructure failures are retried by Temporal
+  underneath and never count as attempts.
+* Long runs continue-as-new at a step boundary with nothing in flight: the unwinding frames
+  record where each sequence stood, and the next run resumes there (see ``_ContinueAsNew``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy as TemporalRetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
+from temporalio.exceptions import CancelledError as TemporalCancelledError
+
+with workflow.unsafe.imports_passed_through():
+    from runtime_core.contract import (
+        ACTION_ACTIVITY,
+        FINALIZE_ACTIVITY,
+        OPEN_WAIT_ACTIVITY,
+        PROJECT_ACTIVITY,
+        TASK_QUEUE,
+        WORKFLOW_TYPE,
+        ActionRequest,
+        ActionResult,
+        FinalizeRequest,
+        OpenWaitRequest,
+        OpenWaitResult,
+        ProjectRequest,
+        RunInput,
+        RunResult,
+        workflow_id_for_run,
+    )
+    from runtime_core.dsl import (
+        ActionCallStep,
+        CallWorkflowStep,
+        EventWaitStep,
+        ForEachStep,
+        HumanTaskStep,
+        IfStep,
+        RetryPolicy,
+        ReturnStep,
+        StateSetStep,
+        Step,
+        TimeWaitStep,
+        TransformAssignStep,
+        TryCatchStep,
+        definition_hash,
+        parsed_definition,
+    )
+    from runtime_core.errors import NOT_RETRIED_BY_DEFAULT, RunError, RuntimeErrorInfo
+    from runtime_core.expressions import ExpressionClock, format_instant, thread_engine, use_clock
+    from runtime_core.interpreter._values import assign_path, json_copy, truthy
+
+__all__ = ["LOCAL_PROJECTIONS_PATCH", "InterpreterEngine"]
+
+#: Infrastructure retries of the runtime's own activities: unlimited, with backoff. An action's
+#: own errors are non-retryable ApplicationErrors and never reach this policy.
+_INFRA_RETRY = TemporalRetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0, maximum_interval=timedelta(seconds=30), maximum_attempts=0)
+_PROJECTION_TIMEOUT = timedelta(seconds=60)
+#: Patch marking histories whose projection flushes and finalize are local activities. Histories
+#: recorded before it ran them as ordinary activities and still replay that way.
+LOCAL_PROJECTIONS_PATCH = "wfr-local-projections-1"
+
+class _Return(Exception):
+    """Raised by ``control.return``; unwinds to the run."""
+
+
+class _ContinueAsNew(Exception):
+    """Raised at a step boundary to continue-as-new.
+
+    ``frames`` lists, outermost first, where each enclosing sequence stood: ``{"seqPath",
+    "index", "container"}``; ``container`` describes the step at ``index`` that was running
+    (its row and, for a loop, its items and position), or is ``None`` when the step at
+    ``index`` had not started.
+    """
+
+    def __init__(self, frame: dict[str, Any]) -> None:
+        super().__init__("continue-as-new")
+        self.frames: list[dict[str, Any]] = [frame]
+        #: State of the container step being unwound, waiting for its enclosing sequence frame.
+        self.container: dict[str, Any] | None = None
+
+
+@dataclass
+class _Data:
+    """The mutable data a sequence of steps works on; shared or copied per loop iteration."""
+
+    payload: dict[str, Any]
+    vars: dict[str, Any]
+    error: dict[str, Any] | None = None
+
+
+@dataclass
+class _Scope:
+    """Data plus what is local to where a step runs (loop items, loop indices)."""
+
+    data: _Data
+    locals: dict[str, Any] = field(default_factory=dict)
+    loop_indices: list[int] = field(default_factory=list)
+    #: Inside a concurrent forEach: no continue-as-new (something else is in flight).
+    concurrent: bool = False
+
+    @property
+    def item_index(self) -> int | None:
+        return self.loop_indices[-1] if self.loop_indices else None
+
+
+Resume = list[dict[str, Any]]
+
+
+class InterpreterEngine:
+    """Runs one authored run (root or child) of a pinned definition; ``InterpreterWorkflow`` binds it."""
+
+    def __init__(self) -> None:
+        """Initialise interpreter state (no I/O)."""
+        self._input: RunInput | None = None
+        self._seq = 0
+        self._steps_this_run = 0
+        self._pending: dict[int, dict[str, Any]] = {}
+        self._status = "RUNNING"
+        self._meta: dict[str, Any] = {}
+        self._root = _Scope(_Data(payload={}, vars={}))
+        self._current: dict[str, Any] | None = None
+        self._flush_due = False
+        self._others: list[dict[str, Any]] = []  # buffered wait/task/run rows, in order
+        # waits: open ones by wait seq; received events not yet consumed; consumed event ids
+        self._wait_seq = 0
+        self._open: dict[int, dict[str, Any]] = {}
+        self._inbox: list[dict[str, Any]] = []
+        self._consumed: list[str] = []
+        self._consumed_set: set[str] = set()
+        # a run is WAITING when every active branch is blocked on a wait
+        self._branches = 1
+        self._blocked = 0
+        self._run_waiting = False
+
+    # ---------------------------------------------------------------------------------- run
+
+    async def run(self, inp: RunInput) -> RunResult:
+        """Interpret the definition to its end (or continue-as-new at a safe point)."""
+        self._input = inp
+        if definition_hash(inp.definition) != inp.definition_hash:
+            # The pinned definition was altered between publishing and this run: never guess.
+            raise ApplicationError(
+                f"definition of {inp.workflow_id} v{inp.workflow_version} does not match its pinned hash {inp.definition_hash[:12]}",
+                {"category": "InterpreterCorruption", "code": "DEFINITION_HASH_MISMATCH", "message": "pinned definition hash mismatch"},
+                type="InterpreterCorruption",
+                non_retryable=True,
+            )
+        definition = parsed_definition(inp.definition_hash, inp.definition)
+        resume: Resume | None = None
+        if inp.checkpoint is None:
+            self._meta = {
+                "runId": inp.run_id, "workflowId": inp.workflow_id, "workflowVersion": inp.workflow_version, "tenant": inp.tenant,
+                "startedAt": inp.started_at, "definitionHash": inp.definition_hash, "semanticsVersion": inp.semantics_version, "state": None,
+            }
+            self._root = _Scope(_Data(payload=json_copy(inp.payload), vars={}))
+            if inp.parent_run_id is not None:
+                self._others.append(self._child_run_row())
+        else:
+            cp = inp.checkpoint
+            self._meta = cp["meta"]
+            self._root = _Scope(_Data(payload=cp["payload"], vars=cp["vars"], error=cp.get("error")))
+            self._seq = cp["seq"]
+            self._wait_seq = cp.get("waitSeq", 0)
+            self._inbox = cp.get("inbox", [])
+            self._consumed = cp.get("consumed", [])
+            self._consumed_set = set(self._consumed)
+            resume = cp["frames"]
+        error: RuntimeErrorInfo | None = None
+        try:
+            try:
+                await self._run_sequence(definition.steps, "root.steps", self._root, resume)
+            except _Return:
+                pass
+            self._status = "SUCCEEDED"
+        except _ContinueAsNew as can:
+            await self._flush(snapshot=True)
+            workflow.continue_as_new(replace(inp, checkpoint=self._checkpoint(can.frames)))
+        except RunError as err:
+            self._status = "FAILED"
+            error = err.info
+        except asyncio.CancelledError:
+            self._status = "CANCELED"
+            error = RuntimeErrorInfo(category="Cancellation", message="the run was cancelled by an operator", at=self._now())
+            await self._finalize(error)
+            raise
+        await self._finalize(error)
+        if error is not None:
+            raise ApplicationError(error.message, error.to_dict(), type=error.category, non_retryable=True)
+        return RunResult(run_id=inp.run_id, status=self._status, payload=self._root.data.payload, vars=self._root.data.vars, meta=self._meta)
+
+    def _checkpoint(self, frames: Resume) -> dict[str, Any]:
+        return {
+            "payload": self._root.data.payload, "vars": self._root.data.vars, "error": self._root.data.error,
+            "meta": self._meta, "seq": self._seq, "frames": frames,
+            "waitSeq": self._wait_seq, "inbox": self._inbox, "consumed": self._consumed,
+        }
+
+    def _child_run_row(self) -> dict[str, Any]:
+        inp = self._input
+        assert inp is not None
+        return {
+            "kind": "run-create", "runId": inp.run_id, "workflowId": inp.workflow_id, "workflowVersion": inp.workflow_version,
+            "temporalWorkflowId": workflow.info().workflow_id, "temporalRunId": workflow.info().run_id, "definitionHash": inp.definition_hash,
+            "semanticsVersion": inp.semantics_version, "parentRunId": inp.parent_run_id, "rootRunId": inp.root_run_id,
+            "parentStepSeq": inp.parent_step_seq, "input": inp.payload, "startedAt": inp.started_at,
+        }
+
+    async def _finalize(self, error: RuntimeErrorInfo | None) -> None:
+        assert self._input is not None
+        req = FinalizeRequest(
+            run_id=self._input.run_id,
+            tenant=self._input.tenant,
+            status=self._status,
+            result={"payload": self._root.data.payload, "vars": self._root.data.vars, "meta": self._meta},
+            error=None if error is None else error.to_dict(),
+            ended_at=self._now(),
+            projections=self._drain(),
+        )
+        await self._write_projections(FINALIZE_ACTIVITY, req)
+
+    async def _flush(self, *, snapshot: bool = False) -> None:
+        """Write pending projection rows now (many pending, or before continue-as-new)."""
+        assert self._input is not None
+        rows = self._drain()
+        if snapshot:
+            rows.append({"kind": "snapshot", "snapshotKind": "continue-as-new", "takenAt": self._now(),
+                         "snapshot": {"payload": self._root.data.payload, "vars": self._root.data.vars, "meta": self._meta, "seq": self._seq}})
+        if rows:
+            req = ProjectRequest(run_id=self._input.run_id, tenant=self._input.tenant, projections=rows)
+            await self._write_projections(PROJECT_ACTIVITY, req)
+
+    async def _write_projections(self, activity: str, req: Any) -> None:
+        """Run a projection-only activity (a flush or finalize) as a local activity.
+
+        These writes are short idempotent upserts with no effect outside the read model, which
+        is what local activities are for: the worker runs them inside the current workflow task,
+        so resuming or finishing a run costs one workflow task and one marker event instead of an
+        activity task and a second workflow task (measured in the fan-out benchmark). A worker
+        lost mid-write simply runs it again when the workflow task is retried.
+        """
+        if workflow.patched(LOCAL_PROJECTIONS_PATCH):
+            await workflow.execute_local_activity(activity, req, start_to_close_timeout=_PROJECTION_TIMEOUT, retry_policy=_INFRA_RETRY)
+        else:
+            await workflow.execute_activity(activity, req, start_to_close_timeout=_PROJECTION_TIMEOUT, retry_policy=_INFRA_RETRY)
+
+    # ------------------------------------------------------------------------------ queries
+
+    def current_step(self) -> dict[str, Any] | None:
+        """The step executing now (id, path, type, seq), if any."""
+        return self._current
+
+    def current_wait(self) -> dict[str, Any] | None:
+        """The most recently opened wait that is still open, if any."""
+        if not self._open:
+            return None
+        wait = self._open[max(self._open)]
+        return {k: wait.get(k) for k in ("waitSeq", "type", "eventName", "key", "dueAt", "taskId", "stepId")}
+
+    # ------------------------------------------------------------------------------ signals
+
+    def on_event(self, event: dict[str, Any]) -> None:
+        """An inbound event for this run: resumes the oldest matching open wait, else is kept."""
+        self._receive(event)
+
+    def on_task_response(self, message: dict[str, Any]) -> None:
+        """A validated response to one of this run's open tasks."""
+        for wait in self._open.values():
+            if wait["type"] == "human" and wait.get("taskId") == message.get("taskId") and wait["match"] is None:
+                wait["match"] = message
+                return
+
+    def _receive(self, event: dict[str, Any]) -> None:
+        assert self._input is not None
+        event_id = event.get("eventId")
+        if not isinstance(event_id, str) or event_id in self._consumed_set or any(e["eventId"] == event_id for e in self._inbox):
+            return  # duplicate delivery: one effect
+        if event.get("tenant", self._input.tenant) != self._input.tenant:
+            return  # never another tenant's event
+        for seq in sorted(self._open):
+            wait = self._open[seq]
+            if wait["type"] == "event" and wait["match"] is None and _event_matches(wait, event):
+                wait["match"] = event
+                self._consume(event_id)
+                return
+        self._inbox.append(event)
+        del self._inbox[:-1000]  # bounded: the oldest unmatched events go first
+
+    def _consume(self, event_id: str) -> None:
+        self._consumed.append(event_id)
+        self._consumed_set.add(event_id)
+
+    def summary(self) -> dict[str, Any]:
+        """Status, step count and the current scopes of the run."""
+        return {
+            "status": self._status,
+            "stepsStarted": self._seq,
+            "currentStep": self._current,
+            "payload": self._root.data.payload,
+            "vars": self._root.data.vars,
+            "meta": self._meta,
+        }
+
+    # ---------------------------------------------------------------------------- helpers
+
+    def _now(self) -> str:
+        return format_instant(workflow.now())
+
+    def _context(self, scope: _Scope, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        ctx: dict[str, Any] = {"payload": scope.data.payload, "vars": scope.data.vars, "meta": self._meta}
+        if scope.data.error is not None:
+            ctx["error"] = scope.data.error
+        ctx.update(scope.locals)
+        if extra:
+            ctx.update(extra)
+        return ctx
+
+    def _eval(self, source: str, scope: _Scope, extra: dict[str, Any] | None = None) -> Any:
+        with use_clock(ExpressionClock(now=workflow.now, random=workflow.random().random)):
+            return thread_engine().evaluate(source, self._context(scope, extra))
+
+    def _resolve(self, value: Any, scope: _Scope, extra: dict[str, Any] | None = None) -> Any:
+        """Evaluate a config value: expressions evaluated, secret references kept for activities."""
+        if isinstance(value, dict):
+            if len(value) == 1 and "$expr" in value:
+                return json_copy(self._eval(value["$expr"], scope, extra))
+            if len(value) == 1 and "$secret" in value:
+                return dict(value)
+            return {k: self._resolve(v, scope, extra) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._resolve(v, scope, extra) for v in value]
+        return value
+
+    def _assign(self, scope: _Scope, path: str, value: Any) -> None:
+        assign_path({"payload": scope.data.payload, "vars": scope.data.vars}, path, value, tuple(scope.locals))
+
+    def _drain(self) -> list[dict[str, Any]]:
+        rows = [self._pending[k] for k in sorted(self._pending)] + self._others
+        self._pending.clear()
+        self._others = []
+        return rows
+
+    # ---------------------------------------------------------------------------- sequences
+
+    async def _run_sequence(self, steps: list[Step], path: str, scope: _Scope, resume: Resume | None = None) -> None:
+        start, container, inner = 0, None, []
+        if resume:
+            frame = resume[0]
+            if frame["seqPath"] != path:
+                raise RunError(RuntimeErrorInfo(category="InterpreterCorruption", message=f"checkpoint frame {frame['seqPath']} does not match {path}"))
+            start, container, inner = frame["index"], frame.get("container"), resume[1:]
+        for index in range(start, len(steps)):
+            try:
+                if index == start and container is not None:
+                    await self._run_step(steps[index], f"{path}[{index}]", scope, (container, inner))
+                else:
+                    if not (resume and index == start):  # never straight back out after a resume
+                        self._maybe_continue_as_new(scope, path, index)
+                    await self._run_step(steps[index], f"{path}[{index}]", scope)
+            except _ContinueAsNew as can:
+                if can.container is not None:
+                    can.frames.insert(0, {"seqPath": path, "index": index, "container": can.container})
+                    can.container = None
+                raise
+
+    def _maybe_continue_as_new(self, scope: _Scope, path: str, index: int) -> None:
+        if scope.concurrent or self._input is None:
+            return
+        if len(self._pending) + len(self._others) >= self._input.options.flush_every_rows:
+            self._flush_due = True  # keep the next activity's input small
+        if self._steps_this_run >= self._input.options.continue_as_new_after_steps or workflow.info().is_continue_as_new_suggested():
+            raise _ContinueAsNew({"seqPath": path, "index": index, "container": None})
+
+    async def _run_step(self, step: Step, path: str, scope: _Scope, resume: tuple[dict[str, Any], Resume] | None = None) -> None:
+        if self._flush_due:
+            self._flush_due = False
+            await self._flush()
+        container: dict[str, Any] | None = None
+        inner: Resume = []
+        if resume is not None:
+            container, inner = resume
+            row: dict[str, Any] = container["row"]
+            started = datetime.fromisoformat(row["startedAt"].replace("Z", "+00:00"))
+        else:
+            self._seq += 1
+            self._steps_this_run += 1
+            started = workflow.now()
+            row = {
+                "kind": "step", "seq": self._seq, "stepId": step.id, "stepPath": path, "type": step.type, "status": "STARTED",
+                "attempts": 1, "itemIndex": scope.item_index, "loopIndices": list(scope.loop_indices), "startedAt": format_instant(started),
+                "error": None,
+            }
+        seq = row["seq"]
+        previous = self._current
+        self._current = {"seq": seq, "stepId": step.id, "stepPath": path, "type": step.type}
+        self._pending[seq] = row
+        status = "SUCCEEDED"
+        continuing = False
+        try:
+            override = await self._dispatch(step, path, scope, row, container, inner)
+            if override is not None:
+                status = override
+        except _ContinueAsNew:
+            continuing = True  # still running: the next run resumes inside this step, same row
+            raise
+        except RunError as err:
+            if err.info.node_path is None:
+                err.info.node_path = path
+            if err.info.at is None:
+                err.info.at = self._now()
+            status = "FAILED"
+            row["error"] = err.info.to_dict()
+            raise
+        except asyncio.CancelledError:
+            status = "CANCELED"
+            raise
+        finally:
+            self._current = previous
+            if not continuing and not row.pop("_written", False):
+                ended = workflow.now()
+                row["status"] = status
+                row["endedAt"] = format_instant(ended)
+                row["durationMs"] = int((ended - started).total_seconds() * 1000)
+                self._pending[seq] = row
+
+    async def _dispatch(self, step: Step, path: str, scope: _Scope, row: dict[str, Any], container: dict[str, Any] | None, inner: Resume) -> str | None:
+        if isinstance(step, TransformAssignStep):
+            values = [(target, json_copy(self._eval(expr.expr, scope))) for target, expr in step.config.assign.items()]
+            for target, value in values:
+                self._assign(scope, target, value)
+            return None
+        if isinstance(step, StateSetStep):
+            self._meta["state"] = step.config.state
+            return None
+        if isinstance(step, IfStep):
+            if container is not None:
+                key = "then" if inner[0]["seqPath"].endswith(".then.steps") else "else"
+            else:
+                key = "then" if truthy(self._eval(step.condition.expr, scope)) else "else"
+            branch = step.then if key == "then" else (step.else_ or [])
+            await self._container(row, self._run_sequence(branch, f"{path}.{key}.steps", scope, inner or None))
+            return None
+        if isinstance(step, ReturnStep):
+            raise _Return()
+        if isinstance(step, ActionCallStep):
+            return await self._action_call(step, path, scope, row)
+        if isinstance(step, TryCatchStep):
+            await self._try_catch(step, path, scope, row, inner)
+            return None
+        if isinstance(step, ForEachStep):
+            await self._for_each(step, path, scope, row, container, inner)
+            return None
+        if isinstance(step, CallWorkflowStep):
+            return await self._call_workflow(step, path, scope, row)
+        if isinstance(step, TimeWaitStep):
+            await self._time_wait(step, scope, row)
+            return None
+        if isinstance(step, EventWaitStep):
+            await self._event_wait(step, scope, row)
+            return None
+        if isinstance(step, HumanTaskStep):
+            await self._human_task(step, scope, row)
+            return None
+        raise RunError(
+            RuntimeErrorInfo(
+                category="InterpreterCorruption",
+                code="STEP_TYPE_NOT_SUPPORTED",
+                message=f"step type {step.type!r} is not supported by semantics version {self._meta['semanticsVersion']} of this interpreter yet",
+            )
+        )
+
+    async def _container(self, row: dict[str, Any], body: Awaitable[None], state: dict[str, Any] | None = None) -> None:
+        """Run a container's body; on continue-as-new, record the container's row and state."""
+        try:
+            await body
+        except _ContinueAsNew as can:
+            can.container = {"row": row, **(state or {})}
+            raise
+
+    # ------------------------------------------------------------------------- control flow
+
+    async def _try_catch(self, step: TryCatchStep, path: str, scope: _Scope, row: dict[str, Any], inner: Resume) -> None:
+        in_catch = bool(inner) and inner[0]["seqPath"].endswith(".catch.steps")
+        if not in_catch:
+            try:
+                await self._container(row, self._run_sequence(step.try_, f"{path}.try.steps", scope, inner or None))
+                return
+            except RunError as err:
+                if not err.info.catchable:
+                    raise
+                if step.captureErrorAs:
+                    self._assign(scope, step.captureErrorAs, err.info.to_dict())
+            inner = []
+        await self._container(row, self._run_sequence(step.catch, f"{path}.catch.steps", scope, inner or None))
+
+    def _loop_scope(self, step: ForEachStep, scope: _Scope, data: _Data, items: list[Any], index: int, concurrent: bool) -> _Scope:
+        n = len(items)
+        loop = {"item": items[index], "index": index, "length": n, "isFirst": index == 0, "isLast": index == n - 1}
+        return _Scope(data, {**scope.locals, step.itemVar: items[index], "loop": loop}, [*scope.loop_indices, index], concurrent or scope.concurrent)
+
+    async def _for_each(self, step: ForEachStep, path: str, scope: _Scope, row: dict[str, Any], container: dict[str, Any] | None, inner: Resume) -> None:
+        body_path = f"{path}.body.steps"
+        if container is not None:
+            items, start, collected = container["items"], container["position"], container["collected"]
+        else:
+            value = self._eval(step.items.expr, scope)
+            items = [] if value is None else (json_copy(value) if isinstance(value, list) else [json_copy(value)])
+            start, collected = 0, [None] * len(items)
+        if step.concurrency > 1 and len(items) > 1:
+            await self._for_each_concurrent(step, body_path, scope, items, collected)
+        else:
+            for index in range(start, len(items)):
+                it_scope = self._loop_scope(step, scope, scope.data, items, index, False)
+                resume = inner if (container is not None and index == start and inner) else None
+                try:
+                    await self._container(row, self._run_sequence(step.body, body_path, it_scope, resume),
+                                          {"items": items, "position": index, "collected": collected})
+                except RunError as err:
+                    if step.onItemError == "continue" and err.info.catchable:
+                        scope.data.error = err.info.to_dict()
+                        continue
+                    raise
+                if step.collect is not None:
+                    collected[index] = json_copy(self._eval(step.collect.expr, it_scope))
+        if step.saveAs and step.collect is not None:
+            self._assign(scope, step.saveAs, collected)
+
+    async def _for_each_concurrent(self, step: ForEachStep, body_path: str, scope: _Scope, items: list[Any], collected: list[Any]) -> None:
+        async def one(index: int) -> None:
+            self._branches += 1
+            try:
+                data = _Data(payload=json_copy(scope.data.payload), vars=json_copy(scope.data.vars), error=scope.data.error)
+                it_scope = self._loop_scope(step, scope, data, items, index, True)
+                await self._run_sequence(step.body, body_path, it_scope)
+                if step.collect is not None:
+                    collected[index] = json_copy(self._eval(step.collect.expr, it_scope))
+            finally:
+                self._branches -= 1
+
+        tasks: dict[asyncio.Task[None], int] = {}
+        pending: set[asyncio.Task[None]] = set()
+        failures: dict[int, BaseException] = {}
+        next_index = 0
+        self._branches -= 1  # this branch only waits for its iterations
+        try:
+            while next_index < len(items) or pending:
+                while not failures and next_index < len(items) and len(pending) < step.concurrency:
+                    task = asyncio.ensure_future(one(next_index))
+                    tasks[task] = next_index
+                    pending.add(task)
+                    next_index += 1
+                if not pending:
+                    break
+                done, still = await workflow.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                pending = set(still)
+                for task in sorted(done, key=lambda t: tasks[t]):
+                    exc = None if task.cancelled() else task.exception()
+                    if exc is None:
+                        continue
+                    if isinstance(exc, RunError) and exc.info.catchable and step.onItemError == "continue":
+                        scope.data.error = exc.info.to_dict()
+                        continue
+                    failures[tasks[task]] = exc
+                if failures and pending:
+                    await self._cancel_all(pending, tasks, failures)
+                    pending = set()
+        except asyncio.CancelledError:
+            # an operator cancel: the iterations are our tasks, so cancel them and wait
+            await self._cancel_all(pending, tasks, {})
+            raise
+        finally:
+            self._branches += 1
+        if failures:
+            # a return ends the run at once; otherwise the lowest failed item index wins
+            returns = [i for i, e in failures.items() if isinstance(e, _Return)]
+            raise failures[min(returns)] if returns else failures[min(failures)]
+
+    async def _cancel_all(self, pending: set[asyncio.Task[None]], tasks: dict[asyncio.Task[None], int], failures: dict[int, BaseException]) -> None:
+        ordered = sorted(pending, key=lambda t: tasks[t])
+        for task in ordered:
+            task.cancel()
+        await asyncio.gather(*ordered, return_exceptions=True)
+        for task in ordered:
+            exc = None if task.cancelled() else task.exception()
+            if exc is not None and not isinstance(exc, asyncio.CancelledError):
+                failures.setdefault(tasks[task], exc)
+
+    # -------------------------------------------------------------------------------- waits
+
+    def _wait_row(self, wait: dict[str, Any], status: str, resolution: dict[str, Any] | None = None) -> None:
+        self._others.append({
+            "kind": "wait", "seq": wait["waitSeq"], "type": wait["type"], "status": status, "stepSeq": wait["stepSeq"], "stepId": wait["stepId"],
+            "eventName": wait.get("eventName"), "key": wait.get("key"), "dueAt": wait.get("dueAt"), "createdAt": wait["createdAt"],
+            "resolvedAt": self._now() if status != "WAITING" else None, "resolution": resolution,
+        })
+
+    async def _open_wait(self, step: Step, row: dict[str, Any], scope: _Scope, wait_type: str, **fields: Any) -> tuple[dict[str, Any], OpenWaitResult]:
+        """Register the wait (so racing signals match it), then write its rows through the activity."""
+        assert self._input is not None
+        self._wait_seq += 1
+        wait: dict[str, Any] = {"waitSeq": self._wait_seq, "type": wait_type, "stepSeq": row["seq"], "stepId": step.id, "createdAt": self._now(), "match": None, **fields}
+        self._open[self._wait_seq] = wait
+        self._blocked += 1
+        waiting = self._blocked >= self._branches
+        task = fields.get("task")
+        req = OpenWaitRequest(
+            run_id=self._input.run_id, tenant=self._input.tenant, wait_seq=wait["waitSeq"], step_seq=row["seq"], step_id=step.id, wait_type=wait_type,
+            created_at=wait["createdAt"], run_started_at=self._meta["startedAt"], run_waiting=waiting, event_name=fields.get("eventName"),
+            correlation_key=fields.get("key"), filters=fields.get("filters"), due_at=fields.get("dueAt"), task=task, projections=self._drain(),
+        )
+        result: OpenWaitResult = await workflow.execute_activity(
+            OPEN_WAIT_ACTIVITY, req, result_type=OpenWaitResult, start_to_close_timeout=_PROJECTION_TIMEOUT, retry_policy=_INFRA_RETRY
+        )
+        self._run_waiting = self._run_waiting or waiting
+        for event in result.events:
+            self._receive(event)  # early events: stored before the wait existed
+        if wait_type == "event" and wait["match"] is None:
+            for index, event in enumerate(self._inbox):
+                if _event_matches(wait, event):
+                    wait["match"] = event
+                    self._consume(event["eventId"])
+                    del self._inbox[index]
+                    break
+        return wait, result
+
+    def _close_wait(self, wait: dict[str, Any], status: str, on_end: Callable[[str], None]) -> None:
+        """Project the wait's end and update the run's WAITING bookkeeping."""
+        self._open.pop(wait["waitSeq"], None)
+        self._blocked -= 1
+        on_end(status)
+        if self._run_waiting:
+            self._run_waiting = False
+            self._others.append({"kind": "run", "status": "RUNNING"})
+
+    async def _block(self, wait: dict[str, Any], timeout_ms: int | None, on_end: Callable[[str], None]) -> dict[str, Any]:
+        """Wait for the match (or the timeout); project the wait's end either way."""
+        timeout = timedelta(milliseconds=timeout_ms) if timeout_ms is not None else None
+        try:
+            await workflow.wait_condition(lambda: wait["match"] is not None, timeout=timeout)
+        except TimeoutError:
+            self._close_wait(wait, "TIMED_OUT", on_end)
+            raise RunError(RuntimeErrorInfo(category="TimeoutError", message=f"{wait['type']} wait timed out after {timeout_ms} ms")) from None
+        except asyncio.CancelledError:
+            self._close_wait(wait, "CANCELED", on_end)
+            raise
+        self._close_wait(wait, "RESOLVED", on_end)
+        return dict(wait["match"])
+
+    def _resume_with(self, scope: _Scope, assign: dict[str, Any] | None, **values: Any) -> None:
+        for key, value in values.items():
+            self._assign(scope, f"vars.{key}", value)
+        if assign:
+            results = [(target, json_copy(self._eval(expr.expr, scope))) for target, expr in assign.items()]
+            for target, value in results:
+                self._assign(scope, target, value)
+
+    async def _time_wait(self, step: TimeWaitStep, scope: _Scope, row: dict[str, Any]) -> None:
+        cfg = step.config
+        now = workflow.now()
+        if cfg.durationMs is not None:
+            due = now + timedelta(milliseconds=cfg.durationMs)
+        else:
+            assert cfg.until is not None
+            due = _parse_instant(self._eval(cfg.until.expr, scope))
+        due_at = format_instant(due)
+        if due <= now:
+            # always a wait row; no sleep for an instant that is not in the future
+            self._wait_seq += 1
+            self._wait_row({"waitSeq": self._wait_seq, "type": "time", "stepSeq": row["seq"], "stepId": step.id, "createdAt": self._now(), "dueAt": due_at}, "RESOLVED")
+        else:
+            wait, _ = await self._open_wait(step, row, scope, "time", dueAt=due_at)
+            try:
+                await workflow.sleep(due - workflow.now())
+            except asyncio.CancelledError:
+                self._close_wait(wait, "CANCELED", lambda status: self._wait_row(wait, status))
+                raise
+            self._close_wait(wait, "RESOLVED", lambda status: self._wait_row(wait, status))
+        self._resume_with(scope, dict(cfg.assign or {}), timeWait={"dueAt": due_at})
+
+    async def _event_wait(self, step: EventWaitStep, scope: _Scope, row: dict[str, Any]) -> None:
+        cfg = step.config
+        raw_key = self._eval(cfg.correlationKey.expr, scope)
+        if raw_key is None:
+            # such a wait could never be resumed: say so now instead of waiting forever
+            raise RunError(RuntimeErrorInfo(category="ExpressionError", message=f"correlationKey {cfg.correlationKey.expr!r} evaluated to nothing (undefined or null)"))
+        key = _key_string(raw_key)
+        filters = [f.model_dump(mode="json") for f in cfg.filters or []]
+        wait, _ = await self._open_wait(step, row, scope, "event", eventName=cfg.eventName, key=key, filters=filters)
+        event = await self._block(wait, cfg.timeoutMs, lambda status: self._wait_row(wait, status, {"eventId": (wait["match"] or {}).get("eventId")} if status == "RESOLVED" else None))
+        self._resume_with(scope, dict(cfg.assign or {}), event=event.get("payload"), eventName=event.get("eventName"))
+
+    async def _human_task(self, step: HumanTaskStep, scope: _Scope, row: dict[str, Any]) -> None:
+        cfg = step.config
+        title = self._eval(cfg.title.expr, scope)
+        description = self._eval(cfg.description.expr, scope) if cfg.description else None
+        task = {
+            "taskId": workflow.uuid4().hex, "taskType": cfg.taskType, "title": "" if title is None else str(title),
+            "description": None if description is None else str(description), "contextData": self._resolve(cfg.contextData or {}, scope),
+            "formSchema": cfg.formSchema,
+        }
+        wait, _ = await self._open_wait(step, row, scope, "human", task=task, taskId=task["taskId"])
+
+        def on_end(status: str) -> None:
+            self._wait_row(wait, status, {"taskId": task["taskId"]})
+            self._others.append({"kind": "task", "taskId": task["taskId"], "status": "COMPLETED" if status == "RESOLVED" else "CANCELED", "at": self._now()})
+
+        message = await self._block(wait, cfg.timeoutMs, on_end)
+        self._resume_with(scope, dict(cfg.assign or {}), event=message.get("response"), eventName="HUMAN_TASK_COMPLETED")
+
+    # ----------------------------------------------------------------------------- actions
+
+    async def _with_retry(self, step: ActionCallStep | CallWorkflowStep, path: str, scope: _Scope, row: dict[str, Any],
+                          attempt_once: Callable[[int], Awaitable[Any]]) -> tuple[bool, Any]:
+        """Run attempts under the step's retry policy; ``(True, result)`` or ``(False, status)``."""
+        policy = step.retry
+        max_attempts = policy.maxAttempts if policy else 1
+        attempt = 0
+        while True:
+            attempt += 1
+            row["attempts"] = attempt
+            try:
+                return True, await attempt_once(attempt)
+            except RunError as err:
+                info = err.info
+                info.node_path, info.at = path, self._now()
+                row["error"] = info.to_dict()
+                if attempt < max_attempts and _should_retry(policy.retryOn if policy else None, info):
+                    assert policy is not None
+                    await workflow.sleep(timedelta(milliseconds=_backoff_ms(policy, attempt)))
+                    continue
+                return False, self._on_final_error(step, path, scope, row, info)
+
+    async def _action_call(self, step: ActionCallStep, path: str, scope: _Scope, row: dict[str, Any]) -> str | None:
+        assert self._input is not None
+        inp = self._input
+        cfg = step.config
+        try:
+            action_input = self._resolve(cfg.inputMapping or {}, scope)
+            key = self._idempotency_key(step, path, scope, action_input)
+        except RunError as err:
+            # The step's own config failed before any attempt: no attempt counted, no retry
+            # (ExpressionError), but onError still applies.
+            row["attempts"] = 0
+            return self._on_final_error(step, path, scope, row, err.info)
+        mock = inp.mocks.get(cfg.actionId)
+
+        async def attempt_once(attempt: int) -> ActionResult:
+            # this step's own row is the activity's to write (with the attempt's outcome)
+            projections = [r for r in self._drain() if r is not row]
+            req = ActionRequest(
+                run_id=inp.run_id, tenant=inp.tenant, seq=row["seq"], step_id=step.id, step_path=path,
+                item_index=scope.item_index, loop_indices=list(scope.loop_indices), action_id=cfg.actionId, action_version=cfg.version,
+                input=action_input, attempt=attempt, idempotency_key=key, started_at=row["startedAt"], projections=projections, mock=mock,
+            )
+            try:
+                result: ActionResult = await workflow.execute_activity(
+                    ACTION_ACTIVITY, req, result_type=ActionResult,
+                    start_to_close_timeout=timedelta(milliseconds=inp.options.action_timeout_ms), retry_policy=_INFRA_RETRY,
+                )
+                return result
+            except ActivityError as err:
+                if isinstance(err.cause, TemporalCancelledError):
+                    raise asyncio.CancelledError() from None  # we cancelled it: not the action's error
+                raise RunError(_error_from_activity(err)) from None
+
+        ok, outcome = await self._with_retry(step, path, scope, row, attempt_once)
+        if not ok:
+            return str(outcome)
+        row["error"] = None
+        row["_written"] = True  # the activity wrote the SUCCEEDED row itself
+        if cfg.saveAs:
+            self._assign(scope, cfg.saveAs, outcome.output)
+        return None
+
+    def _idempotency_key(self, step: ActionCallStep, path: str, scope: _Scope, action_input: Any) -> str:
+        assert self._input is not None
+        cfg = step.config
+        if cfg.idempotencyKey is not None:
+            value = self._eval(cfg.idempotencyKey.expr, scope)
+            if value is None:
+                raise RunError(RuntimeErrorInfo(category="ExpressionError", message="idempotencyKey evaluated to nothing; it must give a string"))
+            return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+        material = json.dumps([self._input.run_id, path, scope.loop_indices, cfg.actionId, cfg.version, action_input], sort_keys=True, separators=(",", ":"))
+        return "derived:" + hashlib.sha256(material.encode()).hexdigest()
+
+    def _on_final_error(self, step: ActionCallStep | CallWorkflowStep, path: str, scope: _Scope, row: dict[str, Any], info: RuntimeErrorInfo) -> str:
+        """Apply ``onError`` after the last attempt: continue (store at ``error``) or raise."""
+        if info.node_path is None:
+            info.node_path = path
+        if info.at is None:
+            info.at = self._now()
+        row["error"] = info.to_dict()
+        if step.onError is not None and step.onError.policy == "continue" and info.catchable:
+            scope.data.error = info.to_dict()
+            return "FAILED"
+        raise RunError(info)
+
+    # ------------------------------------------------------------------------------ children
+
+    async def _call_workflow(self, step: CallWorkflowStep, path: str, scope: _Scope, row: dict[str, Any]) -> str | None:
+        assert self._input is not None
+        inp = self._input
+        pinned = inp.children.get(f"{step.workflowId}@{step.workflowVersion}")
+        if pinned is None:
+            raise RunError(RuntimeErrorInfo(category="InterpreterCorruption", code="CHILD_NOT_PINNED",
+                                            message=f"{step.workflowId} v{step.workflowVersion} was not pinned when the root run was launched"))
+        try:
+            payload = self._resolve(step.inputMapping or {}, scope)
+        except RunError as err:
+            row["attempts"] = 0
+            return self._on_final_error(step, path, scope, row, err.info)
+
+        async def attempt_once(attempt: int) -> RunResult:
+            child_id = workflow.uuid4().hex
+            child_input = RunInput(
+                run_id=child_id, tenant=inp.tenant, workflow_id=step.workflowId, workflow_version=step.workflowVersion,
+                definition=pinned.definition, definition_hash=pinned.definition_hash, semantics_version=inp.semantics_version,
+                payload=payload, started_at=self._now(), parent_run_id=inp.run_id, root_run_id=inp.root_run_id or inp.run_id,
+                mocks=inp.mocks, children=inp.children, options=inp.options, parent_step_seq=row["seq"],
+            )
+            try:
+                result: RunResult = await workflow.execute_child_workflow(
+                    WORKFLOW_TYPE, child_input, id=workflow_id_for_run(child_id), task_queue=TASK_QUEUE, result_type=RunResult,
+                    cancellation_type=workflow.ChildWorkflowCancellationType.WAIT_CANCELLATION_COMPLETED,
+                )
+                return result
+            except ChildWorkflowError as err:
+                cause = err.cause
+                if isinstance(cause, TemporalCancelledError):
+                    raise asyncio.CancelledError() from None
+                child_error = cause.details[0] if isinstance(cause, ApplicationError) and cause.details and isinstance(cause.details[0], dict) else {"message": str(cause)}
+                raise RunError(RuntimeErrorInfo(
+                    category="ChildWorkflowError",
+                    message=f"child run {child_id} of {step.workflowId} v{step.workflowVersion} failed: {child_error.get('message')}",
+                    details={"childRunId": child_id, "error": child_error},
+                )) from None
+
+        ok, outcome = await self._with_retry(step, path, scope, row, attempt_once)
+        if not ok:
+            return str(outcome)
+        row["error"] = None
+        if step.outputMapping:
+            child_run = {"payload": outcome.payload, "vars": outcome.vars, "meta": outcome.meta}
+            values = [(target, self._resolve(value, scope, {"childRun": child_run})) for target, value in step.outputMapping.items()]
+            for target, value in values:
+                self._assign(scope, target, value)
+        return None
+
+
+def _backoff_ms(policy: RetryPolicy, attempt: int) -> float:
+    delay = policy.backoffMs * policy.backoffMultiplier ** (attempt - 1)
+    if policy.maxDelayMs is not None:
+        delay = min(delay, policy.maxDelayMs)
+    if policy.jitter:
+        delay *= workflow.random().uniform(0.5, 1.0)
+    return float(delay)
+
+
+def _error_from_activity(err: ActivityError) -> RuntimeErrorInfo:
+    cause = err.cause
+    if isinstance(cause, ApplicationError) and cause.details and isinstance(cause.details[0], dict):
+        return RuntimeErrorInfo.from_dict(cause.details[0])
+    return RuntimeErrorInfo(category="ActionError", message=str(cause or err))
+
+
+def _should_retry(retry_on: list[str] | None, info: RuntimeErrorInfo) -> bool:
+    if not info.catchable:
+        return False
+    if retry_on is None:
+        return info.category not in NOT_RETRIED_BY_DEFAULT
+    return info.category in retry_on or (info.code is not None and info.code in retry_on)
+
+
+def _json_equal(a: Any, b: Any) -> bool:
+    """JSON equality without coercion: 1 is not "1", true is not 1."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        return a == b
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_json_equal(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_json_equal(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
+_MISSING = object()
+
+
+def _path_value(payload: Any, path: str) -> Any:
+    node = payload
+    for part in path.split("."):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return _MISSING
+    return node
+
+
+def _event_matches(wait: dict[str, Any], event: dict[str, Any]) -> bool:
+    if event.get("eventName") != wait.get("eventName") or event.get("correlationKey") != wait.get("key"):
+        return False
+    for flt in wait.get("filters") or []:
+        value = _path_value(event.get("payload"), flt["path"])
+        op = flt["op"]
+        if op == "exists":
+            ok = value is not _MISSING
+        elif op == "=":
+            ok = value is not _MISSING and _json_equal(value, flt.get("value"))
+        elif op == "!=":
+            ok = value is _MISSING or not _json_equal(value, flt.get("value"))
+        else:  # in
+            options = flt.get("value")
+            ok = value is not _MISSING and isinstance(options, list) and any(_json_equal(value, o) for o in options)
+        if not ok:
+            return False
+    return True
+
+
+def _key_string(value: Any) -> str:
+    """A correlation key as JSONata ``$string`` would render it."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _parse_instant(value: Any) -> datetime:
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            parsed = None
+        if parsed is not None and parsed.tzinfo is not None:
+            return parsed
+    raise RunError(RuntimeErrorInfo(category="ExpressionError", message=f"time.wait until must give an RFC 3339 instant with an offset, got {value!r}"))
