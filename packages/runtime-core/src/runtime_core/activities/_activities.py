@@ -108,7 +108,7 @@ class RuntimeActivities:
                 async with self.database.engine.begin() as conn:
                     recorded = (await conn.execute(_LEDGER_LOOKUP, {"p_tenant": req.tenant, "p_key": req.idempotency_key})).first()
                     if recorded is not None:
-                        await apply_projections(conn, req.tenant, req.run_id, [*req.projections, _step_row(req, "SUCCEEDED", started)])
+                        await apply_projections(conn, req.tenant, req.run_id, _rows(req, "SUCCEEDED", started))
                         return ActionResult(output=recorded[0], replayed=True)
                     output = await self._invoke(req, conn)
                     await conn.execute(
@@ -119,7 +119,7 @@ class RuntimeActivities:
                             "mocked": req.mock is not None, "input": redact(req.input), "output": output, "created_at": utcnow(),
                         },
                     )
-                    await apply_projections(conn, req.tenant, req.run_id, [*req.projections, _step_row(req, "SUCCEEDED", started)])
+                    await apply_projections(conn, req.tenant, req.run_id, _rows(req, "SUCCEEDED", started))
             finally:
                 if progress is not None:
                     await progress.settle()
@@ -133,7 +133,7 @@ class RuntimeActivities:
                 row = (await conn.execute(_LEDGER_LOOKUP, {"p_tenant": req.tenant, "p_key": req.idempotency_key})).first()
                 if row is None:
                     raise
-                await apply_projections(conn, req.tenant, req.run_id, [*req.projections, _step_row(req, "SUCCEEDED", started)])
+                await apply_projections(conn, req.tenant, req.run_id, _rows(req, "SUCCEEDED", started))
             return ActionResult(output=row[0], replayed=True)
         except (ApplicationError, asyncio.CancelledError):
             raise
@@ -165,7 +165,7 @@ class RuntimeActivities:
 
     async def _finish_step(self, req: ActionRequest, status: str, started: Any, error: dict[str, Any] | None = None) -> None:
         async with self.database.engine.begin() as conn:
-            await apply_projections(conn, req.tenant, req.run_id, [*req.projections, _step_row(req, status, started, error)])
+            await apply_projections(conn, req.tenant, req.run_id, _rows(req, status, started, error))
 
     async def _fail(self, req: ActionRequest, started: Any, category: str, message: str, *, code: str | None = None, details: dict[str, Any] | None = None) -> ApplicationError:
         err = action_error(category, message, code=code, details=details)
@@ -289,6 +289,11 @@ def event_signal(row: RuntimeEvent) -> dict[str, Any]:
         "eventId": row.event_id, "eventName": row.event_name, "correlationKey": row.correlation_key,
         "payload": row.payload, "receivedAt": row.received_at.isoformat(),
     }
+
+
+def _rows(req: ActionRequest, status: str, started: Any, error: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The attempt's buffered rows followed by its own step row."""
+    return [*req.projections, _step_row(req, status, started, error)]
 
 
 def _step_row(req: ActionRequest, status: str, started: Any = None, error: dict[str, Any] | None = None) -> dict[str, Any]:
