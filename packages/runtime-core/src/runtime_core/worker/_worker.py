@@ -25,7 +25,7 @@ __all__ = ["PASSTHROUGH_MODULES", "build_authored_worker", "connect_temporal", "
 #: enough: the whole package must pass through.
 PASSTHROUGH_MODULES = (
     "jsonata", "pydantic", "pydantic_core", "annotated_types", "jsonschema", "runtime_core.dsl", "runtime_core.expressions", "runtime_core.errors",
-    "runtime_core.contract", "runtime_core.interpreter._engine", "runtime_core.interpreter._values",
+    "runtime_core.contract", "runtime_core.values", "runtime_core.interpreter._engine", "runtime_core.interpreter._values",
 )
 
 
