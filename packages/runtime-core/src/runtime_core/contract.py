@@ -99,6 +99,9 @@ class RunOptions:
     flush_every_rows: int = 200
     #: start-to-close timeout of one action attempt.
     action_timeout_ms: int = 300_000
+    #: An action attempt heartbeats while it runs; one silent for this long is presumed lost with
+    #: its worker and retried (an infrastructure retry, not an authored attempt).
+    action_heartbeat_timeout_ms: int = 10_000
 
 
 @dataclass
@@ -173,6 +176,10 @@ class ActionRequest:
     started_at: str
     projections: list[dict[str, Any]] = field(default_factory=list)
     mock: MockSpec | None = None
+    #: Where in ``input`` the definition itself placed ``{"$secret": NAME}`` references (lists of
+    #: keys and indices). Only these are resolved: data that looks like a reference is data.
+    #: ``None`` comes from interpreters before this field existed (every reference resolved).
+    secret_paths: list[list[Any]] | None = None
 
 
 @dataclass

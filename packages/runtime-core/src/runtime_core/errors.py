@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from runtime_core.values import safe_text
+
 __all__ = [
     "CATCHABLE_CATEGORIES",
     "CATEGORIES",
@@ -50,8 +52,12 @@ class RuntimeErrorInfo:
         return self.category in CATCHABLE_CATEGORIES
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the JSON form used in projections and in the expression context."""
-        out: dict[str, Any] = {"category": self.category, "message": self.message}
+        """Return the JSON form used in projections and in the expression context.
+
+        The message is made storable (no NUL, valid Unicode) and cut to a bounded length: it is
+        stored in the read model and sent to Temporal, whatever an action put in it.
+        """
+        out: dict[str, Any] = {"category": self.category, "message": safe_text(self.message)}
         if self.code is not None:
             out["code"] = self.code
         out["nodePath"] = self.node_path

@@ -26,6 +26,7 @@ from typing import Any, Final
 __all__ = [
     "MAX_DEFINITION_BYTES",
     "MAX_DEPTH",
+    "MAX_DURATION_MS",
     "MAX_ERROR_MESSAGE_CHARS",
     "MAX_INT",
     "MAX_STATE_BYTES",
@@ -42,13 +43,16 @@ __all__ = [
 MAX_VALUE_BYTES: Final = 512 * 1024
 #: A run's data as a whole (``payload`` + ``vars`` + ``error``): its result, a continue-as-new
 #: checkpoint, a child's payload.
-MAX_STATE_BYTES: Final = 1536 * 1024
+MAX_STATE_BYTES: Final = 1024 * 1024
 #: A published definition (canonical JSON).
 MAX_DEFINITION_BYTES: Final = 256 * 1024
 #: Deepest nesting of arrays and objects.
 MAX_DEPTH: Final = 100
 #: Largest integer magnitude (64-bit signed); larger numbers travel as strings.
 MAX_INT: Final = 2**63 - 1
+#: Longest duration the runtime honours (timers, timeouts, retry delays): 100 years, far inside
+#: what Python's ``timedelta`` and Temporal's timers can represent.
+MAX_DURATION_MS: Final = 100 * 365 * 24 * 3600 * 1000
 #: Error messages are cut to this many characters before they are stored or sent.
 MAX_ERROR_MESSAGE_CHARS: Final = 2000
 

@@ -14,6 +14,11 @@ from runtime_core.persistence._upsert import insert_for, table_of
 
 __all__ = ["register_builtins"]
 
+#: The data store's key column holds 500 characters.
+_MAX_KEY = 500
+#: core.delay sleeps inside one activity attempt, which has a 5-minute start-to-close timeout.
+_MAX_DELAY_MS = 240_000
+
 
 def _require_object(data: Any, action: str) -> dict[str, Any]:
     if not isinstance(data, dict):
@@ -21,11 +26,13 @@ def _require_object(data: Any, action: str) -> dict[str, Any]:
     return data
 
 
-def _require_key(data: dict[str, Any], action: str) -> str:
+def _require_key(ctx: ActionContext, data: dict[str, Any], action: str) -> str:
     key = data.get("key")
     if not isinstance(key, str) or not key:
         raise ActionFailure(f"{action}: 'key' must be a non-empty string", category="ValidationError")
-    return key
+    if len(key) > _MAX_KEY:
+        raise ActionFailure(f"{action}: 'key' is {len(key)} characters long; keys are at most {_MAX_KEY}", category="ValidationError")
+    return str(ctx.without_secrets(key))  # a secret never becomes a stored key
 
 
 async def echo(ctx: ActionContext, data: Any) -> Any:
@@ -51,6 +58,8 @@ async def delay(ctx: ActionContext, data: Any) -> Any:
     ms = data.get("ms")
     if not isinstance(ms, int) or isinstance(ms, bool) or ms < 0:
         raise ActionFailure("core.delay: 'ms' must be a non-negative integer", category="ValidationError")
+    if ms > _MAX_DELAY_MS:
+        raise ActionFailure(f"core.delay: 'ms' is at most {_MAX_DELAY_MS} (one activity attempt); use a time.wait step for longer pauses", category="ValidationError")
     await asyncio.sleep(ms / 1000)
     return {"sleptMs": ms}
 
@@ -69,13 +78,13 @@ async def data_set(ctx: ActionContext, data: Any) -> Any:
     One upsert: two runs setting the same new key at once never collide.
     """
     data = _require_object(data, "data.set")
-    key = _require_key(data, "data.set")
+    key = _require_key(ctx, data, "data.set")
     ttl = data.get("ttlMs")
     if ttl is not None and (not isinstance(ttl, int) or isinstance(ttl, bool) or ttl <= 0):
         raise ActionFailure("data.set: 'ttlMs' must be a positive integer", category="ValidationError")
     now = utcnow()
     stmt = insert_for(ctx.connection.dialect.name, _DATA).values(
-        tenant=ctx.tenant, key=key, value=data.get("value"), expires_at=now + timedelta(milliseconds=ttl) if ttl else None, updated_at=now
+        tenant=ctx.tenant, key=key, value=ctx.without_secrets(data.get("value")), expires_at=now + timedelta(milliseconds=ttl) if ttl else None, updated_at=now
     )
     new = stmt.excluded
     await ctx.connection.execute(
@@ -87,7 +96,7 @@ async def data_set(ctx: ActionContext, data: Any) -> Any:
 async def data_get(ctx: ActionContext, data: Any) -> Any:
     """Read ``key``; ``default`` (or null) when missing or expired."""
     data = _require_object(data, "data.get")
-    key = _require_key(data, "data.get")
+    key = _require_key(ctx, data, "data.get")
     row = (await ctx.connection.execute(select(_DATA.c.value, _DATA.c.expires_at).where(_DATA.c.tenant == ctx.tenant, _DATA.c.key == key))).first()
     if row is None or _expired(row.expires_at):
         return {"key": key, "value": data.get("default"), "found": False}
@@ -102,7 +111,7 @@ async def data_increment(ctx: ActionContext, data: Any) -> Any:
     SQLite's single writer already holds it) and updated in the same transaction.
     """
     data = _require_object(data, "data.increment")
-    key = _require_key(data, "data.increment")
+    key = _require_key(ctx, data, "data.increment")
     by = data.get("by", 1)
     if not isinstance(by, (int, float)) or isinstance(by, bool):
         raise ActionFailure("data.increment: 'by' must be a number", category="ValidationError")
@@ -127,7 +136,7 @@ async def data_increment(ctx: ActionContext, data: Any) -> Any:
 async def data_delete(ctx: ActionContext, data: Any) -> Any:
     """Delete ``key``."""
     data = _require_object(data, "data.delete")
-    key = _require_key(data, "data.delete")
+    key = _require_key(ctx, data, "data.delete")
     result = await ctx.connection.execute(delete(_DATA).where(_DATA.c.tenant == ctx.tenant, _DATA.c.key == key))
     return {"key": key, "deleted": bool(result.rowcount)}
 

@@ -38,7 +38,19 @@ class ActionContext:
     idempotency_key: str
     connection: AsyncConnection
     extras: dict[str, Any] = field(default_factory=dict)
+    #: Values of the secrets resolved into this attempt's input (never logged or stored).
+    secret_values: list[str] = field(default_factory=list, repr=False)
     _session: AsyncSession | None = field(default=None, init=False, repr=False)
+
+    def without_secrets(self, value: Any) -> Any:
+        """``value`` with every string that contains a secret of this attempt redacted.
+
+        Use it for anything the action stores: a resolved secret must never reach the data store
+        or any other table (the runtime scrubs outputs and error messages itself).
+        """
+        from runtime_core.secrets import scrub
+
+        return scrub(value, self.secret_values)
 
     @property
     def session(self) -> AsyncSession:

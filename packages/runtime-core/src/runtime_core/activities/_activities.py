@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from temporalio import activity
@@ -30,9 +31,10 @@ from runtime_core.contract import (
 )
 from runtime_core.persistence import ActionInvocation, Database, RunRow, RuntimeEvent, TaskDefinition, TaskRow, WaitRow, utcnow
 from runtime_core.persistence._upsert import insert_for, table_of
-from runtime_core.secrets import EnvSecretProvider, SecretNotFound, SecretProvider, redact, resolve_secrets, scrub
+from runtime_core.secrets import EnvSecretProvider, SecretNotFound, SecretProvider, redact, resolve_secrets, scrub, scrub_text
+from runtime_core.values import ValueProblem, check_value, safe_text
 
-__all__ = ["RuntimeActivities", "action_error", "event_signal"]
+__all__ = ["RuntimeActivities", "action_error", "event_signal", "infrastructure_error", "is_database_unavailable"]
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,59 @@ def action_error(category: str, message: str, *, code: str | None = None, detail
         info["details"] = details
     # BENIGN: an action's own failure is a business outcome, not a worker fault to log loudly.
     return ApplicationError(message, info, type=category, non_retryable=True, category=ApplicationErrorCategory.BENIGN)
+
+
+#: Largest ``details`` object an action error may carry (bigger ones are dropped, with a note).
+_MAX_DETAILS_BYTES = 16 * 1024
+#: PostgreSQL SQLSTATE classes and codes that mean "try again later": connection exceptions,
+#: insufficient resources, operator intervention (shutdown), system errors, serialization
+#: failures and deadlocks.
+_RETRY_SQLSTATE_CLASSES = ("08", "53", "57", "58")
+_RETRY_SQLSTATES = ("40001", "40P01")
+
+
+def is_database_unavailable(err: BaseException) -> bool:
+    """Whether ``err`` says the database could not do the work now (locked, unreachable, restarting).
+
+    Such failures are infrastructure: the attempt is retried by Temporal underneath and never
+    counts as an authored attempt, whoever met them (the runtime's bookkeeping or an action
+    writing through ``ctx.connection``).
+    """
+    if isinstance(err, sa_exc.DBAPIError):
+        if err.connection_invalidated or isinstance(err, (sa_exc.OperationalError, sa_exc.InterfaceError)):
+            return True
+        code = getattr(err.orig, "sqlstate", None) or getattr(err.orig, "pgcode", None)
+        return isinstance(code, str) and (code[:2] in _RETRY_SQLSTATE_CLASSES or code in _RETRY_SQLSTATES)
+    return isinstance(err, (sa_exc.TimeoutError, sa_exc.DisconnectionError, ConnectionError, TimeoutError))
+
+
+def _short(err: BaseException) -> str:
+    """One line about ``err`` without SQL text or parameters (which may hold data or secrets)."""
+    inner = getattr(err, "orig", None) or err
+    text = str(inner).strip().splitlines()[0] if str(inner).strip() else ""
+    return safe_text(f"{type(inner).__name__}: {text}" if text else type(inner).__name__, 300)
+
+
+def infrastructure_error(where: str, err: BaseException) -> ApplicationError:
+    """Log one line and return the retryable error that makes Temporal retry the activity.
+
+    An expected retry (the database locked or restarting) is one warning line, not a traceback;
+    anything else that breaks the runtime's own bookkeeping is logged with its traceback, since
+    it is a bug, and retried all the same.
+    """
+    if is_database_unavailable(err):
+        log.warning("%s: database unavailable (%s); Temporal retries it", where, _short(err))
+    else:
+        log.error("%s: runtime bookkeeping failed (%s); Temporal retries it", where, _short(err), exc_info=err)
+    return ApplicationError(f"{where}: {_short(err)}", type="InfrastructureError", non_retryable=False, category=ApplicationErrorCategory.BENIGN)
+
+
+class _HandlerError(Exception):
+    """An exception raised by an action's own code: that attempt's ``ActionError``."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 class RuntimeActivities:
@@ -100,8 +155,18 @@ class RuntimeActivities:
         its ledger row and its SUCCEEDED step row commit together. An action still running after
         ``progress_after`` seconds gets its STARTED row (and the buffered rows before it) written
         on the side, so a slow call is visible in the read model while it runs.
+
+        Only the action's own failure is its error (``ActionFailure``, or any other exception
+        its handler raises): it is returned to the interpreter as a non-retryable error, and the
+        authored retry policy decides. A database that is locked, unreachable or restarting, and
+        any failure of the runtime's own bookkeeping, is infrastructure: the attempt is retried by
+        Temporal underneath and never counts as an attempt. The attempt heartbeats while it runs,
+        so a lost worker is noticed within the heartbeat timeout and a cancel stops it.
         """
         started = parse_instant(req.started_at)
+        where = f"run {req.run_id} step {req.step_path} ({req.action_id} v{req.action_version}, attempt {req.attempt})"
+        used: list[str] = []
+        heartbeat = asyncio.create_task(_heartbeat())
         progress = _ProgressWrite(self._finish_step(req, "STARTED", None), self.progress_after) if self.progress_after is not None else None
         try:
             try:
@@ -110,7 +175,7 @@ class RuntimeActivities:
                     if recorded is not None:
                         await apply_projections(conn, req.tenant, req.run_id, _rows(req, "SUCCEEDED", started))
                         return ActionResult(output=recorded[0], replayed=True)
-                    output = await self._invoke(req, conn)
+                    output = await self._invoke(req, conn, used)
                     await conn.execute(
                         _LEDGER_INSERT,
                         {
@@ -124,60 +189,115 @@ class RuntimeActivities:
                 if progress is not None:
                     await progress.settle()
         except ActionFailure as failure:
-            raise await self._fail(req, started, failure.category, failure.message, code=failure.code, details=failure.details) from None
+            raise await self._fail(req, started, failure.category, failure.message, used, code=failure.code, details=failure.details) from None
+        except _HandlerError as handler:
+            err = handler.error
+            message = scrub_text(f"{type(err).__name__}: {err}", used)
+            log.warning("%s raised %s", where, safe_text(message, 500))
+            log.debug("%s: traceback", where, exc_info=err)
+            raise await self._fail(req, started, "ActionError", message, used) from None
         except SecretNotFound as err:
-            raise await self._fail(req, started, "ValidationError", str(err)) from None
-        except IntegrityError:
+            raise await self._fail(req, started, "ValidationError", str(err), used) from None
+        except IntegrityError as err:
             # A concurrent attempt with the same key won the race: its output is the answer.
-            async with self.database.engine.begin() as conn:
-                row = (await conn.execute(_LEDGER_LOOKUP, {"p_tenant": req.tenant, "p_key": req.idempotency_key})).first()
-                if row is None:
-                    raise
-                await apply_projections(conn, req.tenant, req.run_id, _rows(req, "SUCCEEDED", started))
+            try:
+                async with self.database.engine.begin() as conn:
+                    row = (await conn.execute(_LEDGER_LOOKUP, {"p_tenant": req.tenant, "p_key": req.idempotency_key})).first()
+                    if row is None:
+                        raise infrastructure_error(where, err) from None
+                    await apply_projections(conn, req.tenant, req.run_id, _rows(req, "SUCCEEDED", started))
+            except ApplicationError:
+                raise
+            except Exception as again:
+                raise infrastructure_error(where, again) from None
             return ActionResult(output=row[0], replayed=True)
         except (ApplicationError, asyncio.CancelledError):
             raise
-        except Exception as err:  # an action's own bug is its ActionError, not an infrastructure retry
-            log.exception("action %s v%s failed", req.action_id, req.action_version)
-            raise await self._fail(req, started, "ActionError", f"{type(err).__name__}: {err}") from None
+        except Exception as err:  # the database or the runtime's own bookkeeping: never the action's error
+            raise infrastructure_error(where, err) from None
+        finally:
+            heartbeat.cancel()
         if self.on_committed is not None:
             await self.on_committed(req)
         return ActionResult(output=output)
 
-    async def _invoke(self, req: ActionRequest, conn: AsyncConnection) -> Any:
-        """The action's output (or its mock's), secrets scrubbed; raises ActionFailure on its failure."""
+    async def _invoke(self, req: ActionRequest, conn: AsyncConnection, used: list[str]) -> Any:
+        """The action's output (or its mock's), secrets scrubbed, checked storable.
+
+        Raises:
+            ActionFailure: The action's structured failure, or an output the runtime cannot take.
+            _HandlerError: Any other exception of the handler.
+            sqlalchemy errors: The database was unavailable (infrastructure).
+        """
         if req.mock is not None:
             if req.mock.error is not None:
                 err = req.mock.error
                 raise ActionFailure(str(err.get("message", "mocked failure")), category=str(err.get("category", "ActionError")), code=err.get("code"), details=err.get("details"))
-            return req.mock.output
-        spec = self.registry.get(req.action_id, req.action_version)
-        if spec is None:
-            raise ActionFailure(f"action {req.action_id!r} version {req.action_version} is not registered on this worker", category="ValidationError")
-        resolved, used = resolve_secrets(req.input, self.secrets, req.tenant)
-        ctx = ActionContext(
-            tenant=req.tenant, run_id=req.run_id, step_id=req.step_id, step_path=req.step_path, seq=req.seq,
-            item_index=req.item_index, attempt=req.attempt, idempotency_key=req.idempotency_key, connection=conn,
-        )
-        output = await spec.handler(ctx, resolved)
-        await ctx.flush()
-        return scrub(output, used)
+            output = req.mock.output
+        else:
+            spec = self.registry.get(req.action_id, req.action_version)
+            if spec is None:
+                raise ActionFailure(f"action {req.action_id!r} version {req.action_version} is not registered on this worker", category="ValidationError")
+            resolved, secret_values = resolve_secrets(req.input, self.secrets, req.tenant, req.secret_paths)
+            used.extend(secret_values)
+            ctx = ActionContext(
+                tenant=req.tenant, run_id=req.run_id, step_id=req.step_id, step_path=req.step_path, seq=req.seq,
+                item_index=req.item_index, attempt=req.attempt, idempotency_key=req.idempotency_key, connection=conn, secret_values=secret_values,
+            )
+            try:
+                output = await spec.handler(ctx, resolved)
+                await ctx.flush()
+            except (ActionFailure, asyncio.CancelledError):
+                raise
+            except Exception as err:
+                if is_database_unavailable(err):
+                    raise
+                raise _HandlerError(err) from err
+        output = scrub(output, used)
+        try:
+            check_value(output, "output", what="action output")
+        except ValueProblem as problem:
+            raise ActionFailure(f"{req.action_id} v{req.action_version} returned an unusable value: {problem}", code=problem.code) from None
+        return output
 
     async def _finish_step(self, req: ActionRequest, status: str, started: Any, error: dict[str, Any] | None = None) -> None:
         async with self.database.engine.begin() as conn:
             await apply_projections(conn, req.tenant, req.run_id, _rows(req, status, started, error))
 
-    async def _fail(self, req: ActionRequest, started: Any, category: str, message: str, *, code: str | None = None, details: dict[str, Any] | None = None) -> ApplicationError:
+    async def _fail(self, req: ActionRequest, started: Any, category: str, message: str, used: list[str], *,
+                    code: str | None = None, details: dict[str, Any] | None = None) -> ApplicationError:
+        """The attempt's error for the workflow: its message and details scrubbed of secrets and bounded."""
+        message = safe_text(scrub_text(message, used))
+        if details is not None:
+            details = scrub(details, used)
+            try:
+                check_value(details, "details", limit=_MAX_DETAILS_BYTES)
+            except ValueProblem as problem:
+                details = {"dropped": f"the action's error details were not kept: {problem.reason}"}
+        if code is not None:
+            code = safe_text(scrub_text(str(code), used), 200)
         err = action_error(category, message, code=code, details=details)
         info = {"category": category, "message": message, "code": code, "nodePath": req.step_path}
         # The row stays STARTED with the attempt's error: the workflow decides whether another
-        # attempt follows and projects the terminal status itself.
-        await self._finish_step(req, "STARTED", started, info)
+        # attempt follows and projects the terminal status itself. The row is only for
+        # visibility: when the database is unavailable the action's error still goes back.
+        try:
+            await self._finish_step(req, "STARTED", started, info)
+        except Exception as write_error:
+            log.warning("could not record the failed attempt's row (%s); the run records it later", _short(write_error))
         return err
 
     @activity.defn(name=OPEN_WAIT_ACTIVITY)
     async def open_wait(self, req: OpenWaitRequest) -> OpenWaitResult:
         """Write the wait row (with its task row) and the run's status, then look up early events."""
+        try:
+            return await self._open_wait(req)
+        except (ApplicationError, asyncio.CancelledError):
+            raise
+        except Exception as err:
+            raise infrastructure_error(f"run {req.run_id}: opening wait {req.wait_seq}", err) from None
+
+    async def _open_wait(self, req: OpenWaitRequest) -> OpenWaitResult:
         result = OpenWaitResult()
         created = parse_instant(req.created_at) or utcnow()
         async with self.database.engine.begin() as conn:
@@ -230,12 +350,25 @@ class RuntimeActivities:
     @activity.defn(name=PROJECT_ACTIVITY)
     async def project(self, req: ProjectRequest) -> None:
         """Write buffered projection rows (used before the run blocks)."""
-        async with self.database.engine.begin() as conn:
-            await apply_projections(conn, req.tenant, req.run_id, req.projections)
+        try:
+            async with self.database.engine.begin() as conn:
+                await apply_projections(conn, req.tenant, req.run_id, req.projections)
+        except (ApplicationError, asyncio.CancelledError):
+            raise
+        except Exception as err:
+            raise infrastructure_error(f"run {req.run_id}: writing projections", err) from None
 
     @activity.defn(name=FINALIZE_ACTIVITY)
     async def finalize(self, req: FinalizeRequest) -> None:
         """Write the remaining rows, then the run row's terminal state, in one transaction."""
+        try:
+            await self._finalize(req)
+        except (ApplicationError, asyncio.CancelledError):
+            raise
+        except Exception as err:
+            raise infrastructure_error(f"run {req.run_id}: recording its end ({req.status})", err) from None
+
+    async def _finalize(self, req: FinalizeRequest) -> None:
         ended = parse_instant(req.ended_at)
         async with self.database.engine.begin() as conn:
             await apply_projections(conn, req.tenant, req.run_id, req.projections)
@@ -248,6 +381,15 @@ class RuntimeActivities:
                 # nothing stays open once the run has ended
                 await conn.execute(update(_WAITS).where(_WAITS.c.run_id == req.run_id, _WAITS.c.status == "WAITING").values(status="CANCELED", resolved_at=ended))
                 await conn.execute(update(_TASKS).where(_TASKS.c.run_id == req.run_id, _TASKS.c.status == "PENDING").values(status="CANCELED", completed_at=ended))
+
+
+async def _heartbeat() -> None:
+    """Heartbeat the current activity until cancelled (the SDK throttles what it sends)."""
+    timeout = activity.info().heartbeat_timeout
+    interval = min(0.5, timeout.total_seconds() / 4) if timeout else 0.5
+    while True:
+        activity.heartbeat()
+        await asyncio.sleep(interval)
 
 
 class _ProgressWrite:

@@ -77,6 +77,7 @@ with workflow.unsafe.imports_passed_through():
     from runtime_core.errors import NOT_RETRIED_BY_DEFAULT, RunError, RuntimeErrorInfo
     from runtime_core.expressions import ExpressionClock, format_instant, thread_engine, use_clock
     from runtime_core.interpreter._values import assign_path, json_copy, truthy
+    from runtime_core.values import MAX_DURATION_MS, MAX_STATE_BYTES, MAX_VALUE_BYTES, ValueProblem, check_value, json_size
 
 __all__ = ["LOCAL_PROJECTIONS_PATCH", "InterpreterEngine"]
 
@@ -87,6 +88,15 @@ _PROJECTION_TIMEOUT = timedelta(seconds=60)
 #: Patch marking histories whose projection flushes and finalize are local activities. Histories
 #: recorded before it ran them as ordinary activities and still replay that way.
 LOCAL_PROJECTIONS_PATCH = "wfr-local-projections-1"
+#: Unmatched events kept for later waits: at most this many, and this many bytes in all (they
+#: travel in the continue-as-new input, which Temporal limits to 2 MB).
+_INBOX_MAX_EVENTS = 1000
+_INBOX_MAX_BYTES = 256 * 1024
+#: Ids of consumed events remembered to drop duplicate deliveries (they also travel across
+#: continue-as-new); the oldest are forgotten first.
+_CONSUMED_MAX = 5000
+#: Continue-as-new input besides the pinned definitions: the run's data, the inbox, consumed ids.
+_CHECKPOINT_MAX_BYTES = MAX_STATE_BYTES + _INBOX_MAX_BYTES + 256 * 1024
 
 class _Return(Exception):
     """Raised by ``control.return``; unwinds to the run."""
@@ -200,10 +210,16 @@ class InterpreterEngine:
                 await self._run_sequence(definition.steps, "root.steps", self._root, resume)
             except _Return:
                 pass
+            # the result goes to Temporal: refuse it here, with a reason, rather than have
+            # Temporal refuse it after the read model recorded the run as ended
+            self._check_state("the run's result (payload and vars)")
             self._status = "SUCCEEDED"
         except _ContinueAsNew as can:
+            checkpoint = self._checkpoint(can.frames)
+            self._check_state("the state carried across continue-as-new", json_size(checkpoint), _CHECKPOINT_MAX_BYTES)
             await self._flush(snapshot=True)
-            workflow.continue_as_new(replace(inp, checkpoint=self._checkpoint(can.frames)))
+            # the launch payload lives on in the checkpoint's payload: do not send it twice
+            workflow.continue_as_new(replace(inp, checkpoint=checkpoint, payload={}))
         except RunError as err:
             self._status = "FAILED"
             error = err.info
@@ -216,6 +232,21 @@ class InterpreterEngine:
         if error is not None:
             raise ApplicationError(error.message, error.to_dict(), type=error.category, non_retryable=True)
         return RunResult(run_id=inp.run_id, status=self._status, payload=self._root.data.payload, vars=self._root.data.vars, meta=self._meta)
+
+    def _state(self) -> dict[str, Any]:
+        return {"payload": self._root.data.payload, "vars": self._root.data.vars, "error": self._root.data.error}
+
+    def _check_state(self, what: str, size: int | None = None, limit: int = MAX_STATE_BYTES) -> None:
+        """Fail the run (ValidationError) when its data is too large to hand to Temporal."""
+        size = json_size(self._state()) if size is None else size
+        if size <= limit:
+            return
+        parts = [(json_size(v), f"{scope}.{k}") for scope, data in (("payload", self._root.data.payload), ("vars", self._root.data.vars)) for k, v in data.items()]
+        largest = ", ".join(f"{name} ({_kb(n)})" for n, name in sorted(parts, reverse=True)[:3])
+        raise RunError(RuntimeErrorInfo(
+            category="ValidationError", code="VALUE_TOO_LARGE",
+            message=f"{what} is {_kb(size)}, over the limit of {_kb(limit)}; the largest values are {largest}. Keep large data outside the run and pass references",
+        ))
 
     def _checkpoint(self, frames: Resume) -> dict[str, Any]:
         return {
@@ -312,11 +343,17 @@ class InterpreterEngine:
                 self._consume(event_id)
                 return
         self._inbox.append(event)
-        del self._inbox[:-1000]  # bounded: the oldest unmatched events go first
+        # bounded in number and bytes: the oldest unmatched events go first
+        del self._inbox[:-_INBOX_MAX_EVENTS]
+        while len(self._inbox) > 1 and json_size(self._inbox) > _INBOX_MAX_BYTES:
+            del self._inbox[0]
 
     def _consume(self, event_id: str) -> None:
         self._consumed.append(event_id)
         self._consumed_set.add(event_id)
+        if len(self._consumed) > 2 * _CONSUMED_MAX:
+            del self._consumed[:-_CONSUMED_MAX]
+            self._consumed_set = set(self._consumed)
 
     def summary(self) -> dict[str, Any]:
         """Status, step count and the current scopes of the run."""
@@ -347,19 +384,28 @@ class InterpreterEngine:
         with use_clock(ExpressionClock(now=workflow.now, random=workflow.random().random)):
             return thread_engine().evaluate(source, self._context(scope, extra))
 
-    def _resolve(self, value: Any, scope: _Scope, extra: dict[str, Any] | None = None) -> Any:
-        """Evaluate a config value: expressions evaluated, secret references kept for activities."""
+    def _resolve(self, value: Any, scope: _Scope, extra: dict[str, Any] | None = None,
+                 secrets: list[list[str | int]] | None = None, at: tuple[str | int, ...] = ()) -> Any:
+        """Evaluate a config value: expressions evaluated, secret references kept for activities.
+
+        ``secrets`` collects where the definition itself put a secret reference. Only those
+        places are resolved by the action activity: a value computed from data (a payload, an
+        event) that happens to look like ``{"$secret": ...}`` is data, never a secret lookup.
+        """
         if isinstance(value, dict):
             if len(value) == 1 and "$expr" in value:
                 return json_copy(self._eval(value["$expr"], scope, extra))
             if len(value) == 1 and "$secret" in value:
+                if secrets is not None:
+                    secrets.append(list(at))
                 return dict(value)
-            return {k: self._resolve(v, scope, extra) for k, v in value.items()}
+            return {k: self._resolve(v, scope, extra, secrets, (*at, k)) for k, v in value.items()}
         if isinstance(value, list):
-            return [self._resolve(v, scope, extra) for v in value]
+            return [self._resolve(v, scope, extra, secrets, (*at, i)) for i, v in enumerate(value)]
         return value
 
     def _assign(self, scope: _Scope, path: str, value: Any) -> None:
+        _checked(value, path if path.startswith(("payload.", "vars.")) else f"vars.{path}")
         assign_path({"payload": scope.data.payload, "vars": scope.data.vars}, path, value, tuple(scope.locals))
 
     def _drain(self) -> list[dict[str, Any]]:
@@ -662,7 +708,7 @@ class InterpreterEngine:
 
     async def _block(self, wait: dict[str, Any], timeout_ms: int | None, on_end: Callable[[str], None]) -> dict[str, Any]:
         """Wait for the match (or the timeout); project the wait's end either way."""
-        timeout = timedelta(milliseconds=timeout_ms) if timeout_ms is not None else None
+        timeout = _duration(timeout_ms, "config.timeoutMs") if timeout_ms is not None else None
         try:
             await workflow.wait_condition(lambda: wait["match"] is not None, timeout=timeout)
         except TimeoutError:
@@ -686,10 +732,12 @@ class InterpreterEngine:
         cfg = step.config
         now = workflow.now()
         if cfg.durationMs is not None:
-            due = now + timedelta(milliseconds=cfg.durationMs)
+            due = now + _duration(cfg.durationMs, "config.durationMs")
         else:
             assert cfg.until is not None
             due = _parse_instant(self._eval(cfg.until.expr, scope))
+            if due - now > timedelta(milliseconds=MAX_DURATION_MS):
+                raise RunError(RuntimeErrorInfo(category="ExpressionError", message=f"time.wait until {format_instant(due)} is more than 100 years away"))
         due_at = format_instant(due)
         if due <= now:
             # always a wait row; no sleep for an instant that is not in the future
@@ -698,7 +746,11 @@ class InterpreterEngine:
         else:
             wait, _ = await self._open_wait(step, row, scope, "time", dueAt=due_at)
             try:
-                await workflow.sleep(due - workflow.now())
+                # opening the wait takes time (a busy database, a Temporal restart): a short wait
+                # may already be due, and a timer cannot be negative
+                remaining = due - workflow.now()
+                if remaining > timedelta(0):
+                    await workflow.sleep(remaining)
             except asyncio.CancelledError:
                 self._close_wait(wait, "CANCELED", lambda status: self._wait_row(wait, status))
                 raise
@@ -726,6 +778,8 @@ class InterpreterEngine:
             "description": None if description is None else str(description), "contextData": self._resolve(cfg.contextData or {}, scope),
             "formSchema": cfg.formSchema,
         }
+        for key in ("title", "description", "contextData"):
+            _checked(task[key], f"config.{key}", what=f"task {key}")
         wait, _ = await self._open_wait(step, row, scope, "human", task=task, taskId=task["taskId"])
 
         def on_end(status: str) -> None:
@@ -762,8 +816,10 @@ class InterpreterEngine:
         assert self._input is not None
         inp = self._input
         cfg = step.config
+        secret_paths: list[list[str | int]] = []
         try:
-            action_input = self._resolve(cfg.inputMapping or {}, scope)
+            action_input = self._resolve(cfg.inputMapping or {}, scope, secrets=secret_paths)
+            _checked(action_input, "config.inputMapping", what="action input")
             key = self._idempotency_key(step, path, scope, action_input)
         except RunError as err:
             # The step's own config failed before any attempt: no attempt counted, no retry
@@ -779,11 +835,17 @@ class InterpreterEngine:
                 run_id=inp.run_id, tenant=inp.tenant, seq=row["seq"], step_id=step.id, step_path=path,
                 item_index=scope.item_index, loop_indices=list(scope.loop_indices), action_id=cfg.actionId, action_version=cfg.version,
                 input=action_input, attempt=attempt, idempotency_key=key, started_at=row["startedAt"], projections=projections, mock=mock,
+                secret_paths=secret_paths,
             )
             try:
+                # The attempt heartbeats while it runs: a worker lost mid-action is noticed after
+                # the heartbeat timeout (seconds) instead of the start-to-close timeout, and a
+                # cancel (TRY_CANCEL: the run moves on at once) reaches the running action at its
+                # next heartbeat, which stops it and rolls back its transaction.
                 result: ActionResult = await workflow.execute_activity(
                     ACTION_ACTIVITY, req, result_type=ActionResult,
-                    start_to_close_timeout=timedelta(milliseconds=inp.options.action_timeout_ms), retry_policy=_INFRA_RETRY,
+                    start_to_close_timeout=timedelta(milliseconds=inp.options.action_timeout_ms),
+                    heartbeat_timeout=timedelta(milliseconds=inp.options.action_heartbeat_timeout_ms), retry_policy=_INFRA_RETRY,
                 )
                 return result
             except ActivityError as err:
@@ -834,6 +896,7 @@ class InterpreterEngine:
                                             message=f"{step.workflowId} v{step.workflowVersion} was not pinned when the root run was launched"))
         try:
             payload = self._resolve(step.inputMapping or {}, scope)
+            _checked(payload, "inputMapping", what="child payload")
         except RunError as err:
             row["attempts"] = 0
             return self._on_final_error(step, path, scope, row, err.info)
@@ -876,12 +939,35 @@ class InterpreterEngine:
 
 
 def _backoff_ms(policy: RetryPolicy, attempt: int) -> float:
-    delay = policy.backoffMs * policy.backoffMultiplier ** (attempt - 1)
+    try:
+        delay = policy.backoffMs * policy.backoffMultiplier ** (attempt - 1)
+    except OverflowError:
+        delay = MAX_DURATION_MS
     if policy.maxDelayMs is not None:
         delay = min(delay, policy.maxDelayMs)
+    delay = min(delay, MAX_DURATION_MS)  # never beyond what a timer can honour
     if policy.jitter:
         delay *= workflow.random().uniform(0.5, 1.0)
     return float(delay)
+
+
+def _duration(ms: int, field: str) -> timedelta:
+    """A configured duration as a timedelta; one the runtime cannot honour is a ValidationError."""
+    if not 0 <= ms <= MAX_DURATION_MS:
+        raise RunError(RuntimeErrorInfo(category="ValidationError", message=f"{field} {ms} is outside 0 … {MAX_DURATION_MS} ms (100 years)"))
+    return timedelta(milliseconds=ms)
+
+
+def _checked(value: Any, where: str, *, what: str = "value", limit: int = MAX_VALUE_BYTES) -> None:
+    """Fail the step (ValidationError) when ``value`` is not JSON the runtime can store and send."""
+    try:
+        check_value(value, where, limit=limit, what=what)
+    except ValueProblem as problem:
+        raise RunError(RuntimeErrorInfo(category="ValidationError", code=problem.code, message=str(problem))) from None
+
+
+def _kb(size: int) -> str:
+    return f"{size / 1024:.1f} KB"
 
 
 def _error_from_activity(err: ActivityError) -> RuntimeErrorInfo:
@@ -962,7 +1048,8 @@ def _parse_instant(value: Any) -> datetime:
     if isinstance(value, str):
         try:
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
+            format_instant(parsed)  # an instant at the edge of the calendar cannot be converted to UTC
+        except (ValueError, OverflowError):
             parsed = None
         if parsed is not None and parsed.tzinfo is not None:
             return parsed

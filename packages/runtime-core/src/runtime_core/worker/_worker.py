@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any
 
 from temporalio.client import Client
@@ -89,6 +90,9 @@ def build_authored_worker(
         worker_options: Passed to :class:`temporalio.worker.Worker` (concurrency limits …).
     """
     activities = RuntimeActivities(database, registry or ActionRegistry.default(), secrets)
+    # Heartbeats reach the server at least every second, so a cancel reaches a running action
+    # within about a second (the SDK would otherwise wait up to 80% of the heartbeat timeout).
+    worker_options.setdefault("max_heartbeat_throttle_interval", timedelta(seconds=1))
     return Worker(
         client,
         task_queue=TASK_QUEUE,
