@@ -79,7 +79,7 @@ class Bench:
 
     def __init__(self, stack: Stack, client: Client, quick: bool) -> None:
         self.stack, self.client, self.quick = stack, client, quick
-        self.ingress = EventIngress(stack.client, stack.database, stack.launcher)
+        self.ingress = EventIngress(stack.database)
 
     async def _ours(self, workflow_id: str, payload: dict[str, Any] | None = None) -> str:
         launched = await self.stack.launcher.launch(TENANT, workflow_id, payload or {})

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -20,13 +20,18 @@ from temporalio.client import Client
 from runtime_bootstrap._devserver import DevServer
 from runtime_bootstrap._stack import Stack
 from runtime_core.actions import ActionRegistry
+from runtime_core.delivery import delivering
 from runtime_core.persistence import Database, upgrade
 from runtime_core.worker import build_authored_worker, temporal_runtime
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_SCENARIOS = ROOT.parent / "shared" / "scenarios"
 OWN_SCENARIOS = Path(__file__).resolve().parent / "scenarios"
-NAMESPACES = ("wfr-sqlite", "wfr-postgres", "wfr-misc")
+#: wfr-sqlite / wfr-postgres: the shared stacks; wfr-misc: worker processes; wfr-iso-N: lent to one
+#: test (or module) at a time, whose worker must not share a namespace with another database's.
+ISOLATED = tuple(f"wfr-iso-{i}" for i in range(4))
+NAMESPACES = ("wfr-sqlite", "wfr-postgres", "wfr-misc", *ISOLATED)
+_FREE_NAMESPACES = list(ISOLATED)
 BACKENDS = ("sqlite", "postgres")
 
 
@@ -72,16 +77,32 @@ async def temporal_server() -> AsyncIterator[DevServer]:
     await server.stop()
 
 
+@contextlib.contextmanager
+def isolated_namespace() -> Iterator[str]:
+    """A namespace no other worker polls while it is lent (every worker there runs on one database)."""
+    if not _FREE_NAMESPACES:
+        raise RuntimeError("every isolated namespace is in use; add more to ISOLATED")
+    namespace = _FREE_NAMESPACES.pop(0)
+    try:
+        yield namespace
+    finally:
+        _FREE_NAMESPACES.append(namespace)
+
+
 @contextlib.asynccontextmanager
-async def running_stack(server: DevServer, namespace: str, database: Database, registry: ActionRegistry | None = None) -> AsyncIterator[Stack]:
-    """A migrated database and an authored worker on ``namespace``."""
+async def running_stack(server: DevServer, namespace: str, database: Database, registry: ActionRegistry | None = None, *, deliver: bool = True) -> AsyncIterator[Stack]:
+    """A migrated database, an authored worker and (unless ``deliver`` is false) the event dispatcher on ``namespace``."""
     await upgrade(database)
     client = await Client.connect(server.address, namespace=namespace, runtime=temporal_runtime())
     registry = registry or ActionRegistry.default()
     worker = build_authored_worker(client, database, registry)
     task = asyncio.create_task(worker.run())
     try:
-        yield Stack(client=client, database=database, registry=registry, server=server, worker=worker)
+        if deliver:
+            async with delivering(client, database) as dispatcher:
+                yield Stack(client=client, database=database, registry=registry, server=server, worker=worker, dispatcher=dispatcher)
+        else:
+            yield Stack(client=client, database=database, registry=registry, server=server, worker=worker)
     finally:
         await worker.shutdown()
         with contextlib.suppress(Exception):

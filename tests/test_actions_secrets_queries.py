@@ -19,7 +19,7 @@ from runtime_core.persistence import ActionInvocation, Database
 from runtime_core.publishing import publish_definitions
 from runtime_core.readmodel import run_view
 
-from .conftest import running_stack
+from .conftest import isolated_namespace, running_stack
 
 
 def _tenant() -> str:
@@ -62,8 +62,9 @@ async def test_user_package_adds_actions_through_entry_points(temporal_server: D
         assert registry.is_registered("acme.hello", 2) and registry.is_registered("core.echo", 1)
         definition = {"id": "uses-acme", "version": 1, "name": "acme", "steps": [
             {"id": "hi", "type": "action.call", "config": {"actionId": "acme.hello", "version": 2, "inputMapping": {"name": "ada"}, "saveAs": "greeting"}}]}
-        async with running_stack(temporal_server, "wfr-misc", Database(f"sqlite:///{tmp_path / 'ep.db'}"), registry) as stack:
-            view = await _run(stack, definition)
+        with isolated_namespace() as namespace:
+            async with running_stack(temporal_server, namespace, Database(f"sqlite:///{tmp_path / 'ep.db'}"), registry) as stack:
+                view = await _run(stack, definition)
         assert view["status"] == "SUCCEEDED"
         assert view["vars"]["greeting"]["hello"] == "ada" and view["vars"]["greeting"]["attempt"] == 1
     finally:

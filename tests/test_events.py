@@ -60,7 +60,7 @@ async def test_event_before_the_wait_is_not_lost(stack: Stack) -> None:
     await asyncio.sleep(0.2)  # the run is inside core.delay: no wait yet
     async with stack.database.sessions() as session:
         assert (await session.execute(select(WaitRow).where(WaitRow.run_id == launched.run_id))).first() is None
-    sent = await EventIngress(stack.client, stack.database).send(tenant, "paid", "K1", {"amount": 7})
+    sent = await EventIngress(stack.database).send(tenant, "paid", "K1", {"amount": 7})
     assert sent.signalled == []  # nobody was waiting yet
     view = await _result(stack, launched.run_id)
     assert view["status"] == "SUCCEEDED" and view["vars"]["amount"] == 7
@@ -72,7 +72,7 @@ async def test_events_racing_wait_registration_are_never_lost(stack: Stack) -> N
     tenant = _tenant()
     assert (await publish_definitions(stack.database, stack.registry, tenant, [_waiter("racer", before_ms=300)])).published
     runs = [await stack.launcher.launch(tenant, "racer", {"key": f"R{i}"}) for i in range(12)]
-    ingress = EventIngress(stack.client, stack.database)
+    ingress = EventIngress(stack.database)
 
     async def send(i: int) -> None:
         await asyncio.sleep(0.05 * i)  # some before, some during, some after registration
@@ -87,7 +87,7 @@ async def test_events_racing_wait_registration_are_never_lost(stack: Stack) -> N
 async def test_duplicate_event_id_is_accepted_and_ignored(stack: Stack) -> None:
     """The same eventId twice: stored once, one effect, the duplicate reported as such."""
     tenant = _tenant()
-    ingress = EventIngress(stack.client, stack.database)
+    ingress = EventIngress(stack.database)
     first = await ingress.send(tenant, "noise", "k", {}, event_id="E-1")
     second = await ingress.send(tenant, "noise", "k", {"different": True}, event_id="E-1")
     assert not first.duplicate and second.duplicate
@@ -100,7 +100,7 @@ async def test_one_event_fans_out_to_200_waiting_runs(stack: Stack) -> None:
     runs = await asyncio.gather(*(stack.launcher.launch(tenant, "fan", {"key": "shared"}) for _ in range(200)))
     ids = [r.run_id for r in runs]
     await _wait_open(stack, ids, timeout=120)
-    sent = await EventIngress(stack.client, stack.database).send(tenant, "paid", "shared", {"amount": 1})
+    sent = await EventIngress(stack.database).send(tenant, "paid", "shared", {"amount": 1})
     assert sorted(sent.signalled) == sorted(ids) and sent.failed == []
     views = await asyncio.gather(*(_result(stack, r, timeout=120) for r in ids))
     assert all(v["status"] == "SUCCEEDED" and v["vars"]["amount"] == 1 for v in views)
@@ -114,11 +114,11 @@ async def test_events_never_cross_tenants(stack: Stack) -> None:
         assert (await publish_definitions(stack.database, stack.registry, tenant, [_waiter("iso")])).published
     run_a = await stack.launcher.launch(a, "iso", {"key": "same"})
     await _wait_open(stack, [run_a.run_id])
-    sent = await EventIngress(stack.client, stack.database).send(b, "paid", "same", {"amount": 666})
+    sent = await EventIngress(stack.database).send(b, "paid", "same", {"amount": 666})
     assert sent.signalled == []
     forged = {"eventId": "forged", "eventName": "paid", "correlationKey": "same", "payload": {"amount": 666}, "receivedAt": "2026-01-01T00:00:00+00:00", "tenant": b}
     await stack.client.get_workflow_handle(run_a.temporal_workflow_id).signal(EVENT_SIGNAL, forged)
-    await EventIngress(stack.client, stack.database).send(a, "paid", "same", {"amount": 5})
+    await EventIngress(stack.database).send(a, "paid", "same", {"amount": 5})
     view = await _result(stack, run_a.run_id)
     assert view["vars"]["amount"] == 5
 
@@ -130,7 +130,7 @@ async def test_event_trigger_starts_runs_of_the_latest_version(stack: Stack) -> 
     v1 = {"id": "on-order", "version": 1, "name": "v1", "trigger": trigger, "steps": [{"id": "a", "type": "transform.assign", "config": {"assign": {"v": {"$expr": "1"}}}}]}
     v2 = {**v1, "version": 2, "name": "v2", "steps": [{"id": "a", "type": "transform.assign", "config": {"assign": {"v": {"$expr": "2"}}}}]}
     assert (await publish_definitions(stack.database, stack.registry, tenant, [v1, v2])).published
-    sent = await EventIngress(stack.client, stack.database).send(tenant, "order.created", "O-9", {"total": 21}, event_id="evt-9")
+    sent = await EventIngress(stack.database).send(tenant, "order.created", "O-9", {"total": 21}, event_id="evt-9")
     assert len(sent.started_runs) == 1
     view = await _result(stack, sent.started_runs[0])
     assert view["status"] == "SUCCEEDED" and view["workflowVersion"] == 2 and view["vars"] == {"v": 2}
@@ -138,7 +138,7 @@ async def test_event_trigger_starts_runs_of_the_latest_version(stack: Stack) -> 
     async with stack.database.sessions() as session:
         run = await session.get(RunRow, sent.started_runs[0])
     assert run is not None and run.trigger == {"type": "event", "eventId": "evt-9", "eventName": "order.created", "correlationKey": "O-9"}
-    again = await EventIngress(stack.client, stack.database).send(tenant, "order.created", "O-9", {"total": 21}, event_id="evt-9")
+    again = await EventIngress(stack.database).send(tenant, "order.created", "O-9", {"total": 21}, event_id="evt-9")
     assert again.duplicate and again.started_runs == []
 
 
@@ -172,7 +172,7 @@ async def test_a_stale_wait_never_blocks_delivery_to_the_others(stack: Stack) ->
     await _wait_open(stack, [real.run_id])
     async with stack.database.sessions.begin() as session:
         session.add(WaitRow(tenant=tenant, run_id="ghost-run", seq=1, wait_type="event", status="WAITING", event_name="paid", correlation_key="k", created_at=utcnow()))
-    sent = await EventIngress(stack.client, stack.database).send(tenant, "paid", "k", {"amount": 3})
+    sent = await EventIngress(stack.database).send(tenant, "paid", "k", {"amount": 3})
     assert sent.signalled == [real.run_id] and sent.failed == []
     assert (await _result(stack, real.run_id))["vars"]["amount"] == 3
 

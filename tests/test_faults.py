@@ -30,7 +30,7 @@ from runtime_core.readmodel import run_view
 from runtime_core.secrets import REDACTED, EnvSecretProvider, SecretNotFound, resolve_secrets
 from runtime_core.values import MAX_DURATION_MS
 
-from .conftest import running_stack
+from .conftest import isolated_namespace, running_stack
 
 
 def _tenant() -> str:
@@ -106,7 +106,17 @@ async def test_cancel_stops_a_running_delay_within_two_seconds(temporal_server: 
             raise
 
     registry.register("core.delay", 1, watched_delay, replace=True)
-    async with running_stack(temporal_server, "wfr-misc", Database(f"sqlite:///{tmp_path / 'cancel.db'}"), registry) as stack:
+    with isolated_namespace() as namespace:
+        stack_cm = running_stack(temporal_server, namespace, Database(f"sqlite:///{tmp_path / 'cancel.db'}"), registry)
+        view, stopped_at, asked = await _cancel_during_delay(stack_cm, stopped)
+    assert view["status"] == "CANCELED"
+    assert stopped_at is not None, "the running action never learnt of the cancel"
+    assert stopped_at - asked < 2.0, f"the action stopped {stopped_at - asked:.2f} s after the cancel"
+    assert [(s["stepId"], s["status"]) for s in view["steps"]] == [("nap", "CANCELED")]
+
+
+async def _cancel_during_delay(stack_cm: Any, stopped: dict[str, float]) -> tuple[dict[str, Any], float | None, float]:
+    async with stack_cm as stack:
         tenant = _tenant()
         await _publish(stack, tenant, {"id": "long-nap", "version": 1, "name": "n", "steps": [_action("nap", "core.delay", {"ms": 60_000})]})
         launched = await stack.launcher.launch(tenant, "long-nap", {})
@@ -123,10 +133,7 @@ async def test_cancel_stops_a_running_delay_within_two_seconds(temporal_server: 
             if launched.run_id in stopped:
                 break
             await asyncio.sleep(0.05)
-    assert view["status"] == "CANCELED"
-    assert launched.run_id in stopped, "the running action never learnt of the cancel"
-    assert stopped[launched.run_id] - asked < 2.0, f"the action stopped {stopped[launched.run_id] - asked:.2f} s after the cancel"
-    assert [(s["stepId"], s["status"]) for s in view["steps"]] == [("nap", "CANCELED")]
+    return view, stopped.get(launched.run_id), asked
 
 
 # ------------------------------------------------------------------- 5 and 9. unusable values
@@ -150,8 +157,9 @@ def _big_registry() -> ActionRegistry:
 async def big_stack(temporal_server: DevServer, tmp_path_factory: pytest.TempPathFactory) -> Any:
     """A stack whose registry has actions returning large and NUL-bearing outputs."""
     database = Database(f"sqlite:///{tmp_path_factory.mktemp('big') / 'big.db'}")
-    async with running_stack(temporal_server, "wfr-misc", database, _big_registry()) as stack:
-        yield stack
+    with isolated_namespace() as namespace:
+        async with running_stack(temporal_server, namespace, database, _big_registry()) as stack:
+            yield stack
 
 
 async def test_oversized_action_output_fails_the_step_naming_size_and_limit(big_stack: Stack) -> None:
@@ -297,7 +305,7 @@ async def test_data_never_resolves_a_secret(stack: Stack, monkeypatch: pytest.Mo
         if view and view["status"] == "WAITING":
             break
         await asyncio.sleep(0.05)
-    await EventIngress(stack.client, stack.database, stack.launcher).send(tenant, "go", "k1", {"v": {"$secret": "API_KEY"}}, event_id=f"e-{uuid.uuid4().hex}")
+    await EventIngress(stack.database).send(tenant, "go", "k1", {"v": {"$secret": "API_KEY"}}, event_id=f"e-{uuid.uuid4().hex}")
     view = await _finish(stack, launched.run_id)
     assert view["status"] == "SUCCEEDED", view["error"]
     assert view["vars"]["echoed"] == {"v": {"$secret": "API_KEY"}}

@@ -16,6 +16,7 @@ from temporalio.worker import Worker
 from runtime_bootstrap._devserver import DevServer
 from runtime_bootstrap.settings import AppSettings
 from runtime_core.actions import ActionRegistry
+from runtime_core.delivery import Dispatcher, delivering
 from runtime_core.launcher import Launcher
 from runtime_core.persistence import Database, upgrade
 from runtime_core.worker import build_authored_worker, connect_temporal, temporal_runtime
@@ -34,6 +35,7 @@ class Stack:
     registry: ActionRegistry
     server: DevServer | None = None
     worker: Worker | None = None
+    dispatcher: Dispatcher | None = None
 
     @property
     def launcher(self) -> Launcher:
@@ -57,7 +59,7 @@ async def open_stack(
     Args:
         settings: Application settings; without ``WFR_TEMPORAL_ADDRESS`` an embedded dev server starts.
         database_url: Override the database (default: settings, or a temporary SQLite file when embedded).
-        with_worker: Run an authored worker in this process (embedded stacks only).
+        with_worker: Run an authored worker and the event dispatcher in this process (embedded stacks only).
         ui: Serve the Temporal Web UI (embedded only).
         ports: Fixed ``(frontend, ui)`` ports of the embedded server; free ports when omitted.
         persist_dir: Keep the embedded server's and database's state in this folder.
@@ -92,11 +94,13 @@ async def open_stack(
         await upgrade(database)
         stack = Stack(client=client, database=database, registry=registry, server=server)
         worker_task: asyncio.Task[None] | None = None
-        if with_worker and not settings.external:
-            stack.worker = build_authored_worker(client, database, registry)
-            worker_task = asyncio.create_task(stack.worker.run())
         try:
-            yield stack
+            async with contextlib.AsyncExitStack() as running:
+                if with_worker and not settings.external:
+                    stack.worker = build_authored_worker(client, database, registry)
+                    worker_task = asyncio.create_task(stack.worker.run())
+                    stack.dispatcher = await running.enter_async_context(delivering(client, database))
+                yield stack
         finally:
             if stack.worker is not None and worker_task is not None:
                 await stack.worker.shutdown()

@@ -243,10 +243,13 @@ def events_send(event_name: str, correlation_key: str | None, payload: str, even
 
     async def go() -> None:
         async with open_stack(settings, with_worker=False) as stack:
-            result = await EventIngress(stack.client, stack.database, stack.launcher).send(tenant, event_name, correlation_key, data, event_id=event_id, source="cli")
-        click.echo(json.dumps({"eventId": result.event_id, "duplicate": result.duplicate, "signalled": result.signalled, "failed": result.failed, "startedRuns": result.started_runs}))
+            result = await EventIngress(stack.database).send(tenant, event_name, correlation_key, data, event_id=event_id, source="cli")
+        click.echo(json.dumps({"eventId": result.event_id, "duplicate": result.duplicate, "signalled": result.signalled, "failed": result.failed,
+                               "startedRuns": result.started_runs, "pending": result.pending}))
+        if result.pending:
+            raise click.ClickException("the event is stored, but no workflow-worker delivered it yet: is one running? It will be delivered when one is")
         if result.failed:
-            raise click.ClickException(f"{len(result.failed)} run(s) could not be signalled")
+            raise click.ClickException(f"{len(result.failed)} delivery(ies) not done yet: the workflow-worker retries them (see 'failed')")
 
     _run(go)
 

@@ -21,6 +21,7 @@ SETTINGS_DOC = {
     "WFR_DATABASE_URL": ("sqlite:///wfr.db", "SQLAlchemy URL: sqlite:///path or postgresql://user:pass@host/db."),
     "WFR_DOMAIN_TASK_QUEUE": (DOMAIN_TASK_QUEUE, "Queue the domain worker polls (never workflow-runtime-v2)."),
     "WFR_SWEEP_INTERVAL_SECONDS": ("60", "How often the authored worker sweeps expired data-store keys."),
+    "WFR_DELIVERY_POLL_SECONDS": ("1", "How often the workflow-worker looks for events to deliver when nothing wakes it (same-process sends and PostgreSQL NOTIFY wake it at once)."),
     "WFR_LOG_LEVEL": ("INFO", "Python log level of the worker processes."),
 }
 
@@ -38,6 +39,7 @@ class RuntimeSettings:
     database_url: str = "sqlite:///wfr.db"
     domain_task_queue: str = DOMAIN_TASK_QUEUE
     sweep_interval_seconds: float = 60.0
+    delivery_poll_seconds: float = 1.0
     log_level: str = "INFO"
 
     @classmethod
@@ -55,12 +57,17 @@ class RuntimeSettings:
                 raise ConfigError(f"{name} is set but empty; unset it to use {SETTINGS_DOC[name][0]!r} or give a value")
             return value
 
-        try:
-            interval = float(get("WFR_SWEEP_INTERVAL_SECONDS"))
-        except ValueError:
-            raise ConfigError(f"WFR_SWEEP_INTERVAL_SECONDS must be a number of seconds, not {env.get('WFR_SWEEP_INTERVAL_SECONDS')!r}") from None
-        if interval <= 0:
-            raise ConfigError("WFR_SWEEP_INTERVAL_SECONDS must be positive")
+        def seconds(name: str) -> float:
+            try:
+                value = float(get(name))
+            except ValueError:
+                raise ConfigError(f"{name} must be a number of seconds, not {env.get(name)!r}") from None
+            if not value > 0 or value == float("inf"):
+                raise ConfigError(f"{name} must be a positive number of seconds, not {env.get(name)!r}")
+            return value
+
+        interval = seconds("WFR_SWEEP_INTERVAL_SECONDS")
+        delivery_poll = seconds("WFR_DELIVERY_POLL_SECONDS")
         address = get("WFR_TEMPORAL_ADDRESS")
         if ":" not in address:
             raise ConfigError(f"WFR_TEMPORAL_ADDRESS must be host:port, not {address!r}")
@@ -73,5 +80,6 @@ class RuntimeSettings:
             database_url=get("WFR_DATABASE_URL"),
             domain_task_queue=get("WFR_DOMAIN_TASK_QUEUE"),
             sweep_interval_seconds=interval,
+            delivery_poll_seconds=delivery_poll,
             log_level=level,
         )

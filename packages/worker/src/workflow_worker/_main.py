@@ -1,4 +1,4 @@
-"""The authored worker process: polls workflow-runtime-v2, sweeps the data store."""
+"""The authored worker process: polls workflow-runtime-v2, delivers events, sweeps the data store."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import logging
 from runtime_core.actions import ActionRegistry
 from runtime_core.config import RuntimeSettings
 from runtime_core.contract import TASK_QUEUE
+from runtime_core.delivery import delivering
 from runtime_core.housekeeping import sweep_expired
 from runtime_core.persistence import Database, current_revision, head_revision
 from runtime_core.worker import build_authored_worker, connect_temporal, serve
@@ -46,11 +47,11 @@ async def run(settings: RuntimeSettings, stop: asyncio.Event | None = None) -> N
         worker = build_authored_worker(client, database, registry)
         sweeper = asyncio.create_task(_sweep_forever(database, settings.sweep_interval_seconds))
         log.info(
-            "polling task queue %s on %s (namespace %s); database %s; %d actions registered",
+            "polling task queue %s on %s (namespace %s); delivering events; database %s; %d actions registered",
             TASK_QUEUE, settings.temporal_address, settings.temporal_namespace, database.safe_url, len(registry.specs()),
         )
         try:
-            async with worker:
+            async with worker, delivering(client, database, poll_interval=settings.delivery_poll_seconds):
                 await stop.wait()
                 log.info("stopping: finishing in-flight tasks")
         finally:

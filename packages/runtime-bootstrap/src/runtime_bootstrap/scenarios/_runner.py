@@ -131,7 +131,7 @@ class _Script:
         if not isinstance(arg, dict) or not isinstance(arg.get("eventName"), str):
             raise ScenarioError(f"script[{index}]: event needs eventName")
         try:
-            await EventIngress(self.stack.client, self.stack.database, self.stack.launcher).send(
+            await EventIngress(self.stack.database).send(
                 self.tenant, arg["eventName"], arg.get("correlationKey"), arg.get("payload", {}), event_id=arg.get("eventId"), source="scenario"
             )
         except ValueError as err:

@@ -384,12 +384,16 @@ class RuntimeActivities:
 
 
 async def _heartbeat() -> None:
-    """Heartbeat the current activity until cancelled (the SDK throttles what it sends)."""
+    """Heartbeat the current activity until cancelled (the SDK throttles what it sends).
+
+    The first heartbeat comes after one interval: an action that finishes sooner (most do) costs
+    no heartbeat at all.
+    """
     timeout = activity.info().heartbeat_timeout
     interval = min(0.5, timeout.total_seconds() / 4) if timeout else 0.5
     while True:
-        activity.heartbeat()
         await asyncio.sleep(interval)
+        activity.heartbeat()
 
 
 class _ProgressWrite:

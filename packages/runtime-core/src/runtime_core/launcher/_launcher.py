@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import dataclass
+from datetime import UTC
 from typing import Any
 
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from runtime_core.contract import SEMANTICS_VERSION, TASK_QUEUE, WORKFLOW_TYPE, ChildDefinition, MockSpec, RunInput, RunOptions, workflow_id_for_run
 from runtime_core.dsl import definition_hash, schema_problems
@@ -16,7 +21,12 @@ from runtime_core.expressions import format_instant
 from runtime_core.persistence import Database, DefinitionVersion, RunRow, WorkflowDefinitionRow, utcnow
 from runtime_core.secrets import redact
 
-__all__ = ["LaunchError", "LaunchedRun", "Launcher"]
+__all__ = ["LaunchError", "LaunchedRun", "Launcher", "run_id_for_key"]
+
+
+def run_id_for_key(tenant: str, idempotency_key: str) -> str:
+    """The run id a launch with ``idempotency_key`` gets: the same for every retry of that launch."""
+    return hashlib.sha256(f"{tenant}\x00{idempotency_key}".encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 class LaunchError(ValueError):
@@ -98,6 +108,7 @@ class Launcher:
         version: int | None = None,
         mocks: dict[str, MockSpec] | None = None,
         trigger: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
     ) -> LaunchedRun:
         """Validate and start a run of a published definition.
 
@@ -108,6 +119,9 @@ class Launcher:
             version: Published version; the latest when omitted.
             mocks: Scenario action mocks carried by the run (and its children).
             trigger: What started the run (recorded on the run row).
+            idempotency_key: Makes the launch idempotent: every launch with the same tenant and
+                key is the same run (its id is derived from the key), started at most once, even
+                when a previous attempt crashed between writing the run row and starting it.
 
         Raises:
             LaunchError: Not published, or the payload is invalid. Nothing was created.
@@ -128,34 +142,56 @@ class Launcher:
                 raise LaunchError("the payload does not match payloadSchema: " + "; ".join(f"{p['path']}: {p['message']}" for p in problems), problems)
 
         children = await self._pin_children(tenant, row.document)
-        run_id = uuid.uuid4().hex
+        run_id = run_id_for_key(tenant, idempotency_key) if idempotency_key is not None else uuid.uuid4().hex
         now = utcnow()
         temporal_id = workflow_id_for_run(run_id)
-        async with self.database.sessions.begin() as session:
-            session.add(
-                RunRow(
-                    run_id=run_id, tenant=tenant, workflow_id=workflow_id, workflow_version=version, status="RUNNING", engine="temporal",
-                    temporal_workflow_id=temporal_id, definition_hash=row.definition_hash, semantics_version=SEMANTICS_VERSION,
-                    root_run_id=run_id, input=redact(payload), trigger=trigger, created_at=now, started_at=now, updated_at=now,
-                )
-            )
+        for _ in range(2):  # a concurrent launch with the same key may insert the row first
+            try:
+                async with self.database.sessions.begin() as session:
+                    existing = await session.get(RunRow, run_id) if idempotency_key is not None else None
+                    if existing is None:
+                        session.add(
+                            RunRow(
+                                run_id=run_id, tenant=tenant, workflow_id=workflow_id, workflow_version=version, status="RUNNING", engine="temporal",
+                                temporal_workflow_id=temporal_id, definition_hash=row.definition_hash, semantics_version=SEMANTICS_VERSION,
+                                root_run_id=run_id, input=redact(payload), trigger=trigger, created_at=now, started_at=now, updated_at=now,
+                            )
+                        )
+                break
+            except IntegrityError:
+                if idempotency_key is None:
+                    raise
+        if existing is not None:
+            if existing.temporal_run_id is not None:
+                return LaunchedRun(run_id, tenant, existing.workflow_id, existing.workflow_version, temporal_id, existing.temporal_run_id)
+            # a previous launch with this key wrote the row, then did not record a start
+            now = existing.created_at if existing.created_at.tzinfo else existing.created_at.replace(tzinfo=UTC)
         run_input = RunInput(
             run_id=run_id, tenant=tenant, workflow_id=workflow_id, workflow_version=version, definition=row.document,
             definition_hash=row.definition_hash, semantics_version=SEMANTICS_VERSION, payload=payload,
             started_at=format_instant(now), root_run_id=run_id, mocks=dict(mocks or {}), children=children, options=self.options,
         )
+        handle: WorkflowHandle[Any, Any]
         try:
-            handle = await self.client.start_workflow(WORKFLOW_TYPE, run_input, id=temporal_id, task_queue=TASK_QUEUE)
+            # REJECT_DUPLICATE: a run id is started once, never again after it has ended
+            handle = await self.client.start_workflow(
+                WORKFLOW_TYPE, run_input, id=temporal_id, task_queue=TASK_QUEUE, id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE
+            )
+            temporal_run_id = handle.first_execution_run_id or handle.result_run_id
+        except WorkflowAlreadyStartedError:
+            if idempotency_key is None:
+                raise
+            temporal_run_id = (await self.client.get_workflow_handle(temporal_id).describe()).run_id
         except BaseException:
             # No workflow, no run: remove the row so nothing half-written remains.
             async with self.database.sessions.begin() as session:
-                await session.execute(delete(RunRow).where(RunRow.run_id == run_id))
+                await session.execute(delete(RunRow).where(RunRow.run_id == run_id, RunRow.temporal_run_id.is_(None)))
             raise
         async with self.database.sessions.begin() as session:
             run = await session.get(RunRow, run_id)
             if run is not None:
-                run.temporal_run_id = handle.first_execution_run_id or handle.result_run_id
-        return LaunchedRun(run_id, tenant, workflow_id, version, temporal_id, handle.first_execution_run_id or handle.result_run_id)
+                run.temporal_run_id = temporal_run_id
+        return LaunchedRun(run_id, tenant, workflow_id, version, temporal_id, temporal_run_id)
 
 
 async def _load_version(session: AsyncSession, tenant: str, workflow_id: str, version: int) -> DefinitionVersion:

@@ -18,6 +18,7 @@ __all__ = [
     "Base",
     "DataStoreEntry",
     "DefinitionVersion",
+    "EventDelivery",
     "RunRow",
     "RunSnapshot",
     "RuntimeEvent",
@@ -190,12 +191,18 @@ class ActionInvocation(Base):
 
 
 class RuntimeEvent(Base):
-    """An inbound event, stored once per ``(tenant, event_id)``."""
+    """An inbound event, stored once per ``(tenant, event_id)``, with its delivery intent.
+
+    ``dispatch_status`` is ``PENDING`` from the moment the event is stored (the same row, so the
+    same transaction) until a dispatcher has turned it into ``workflow_event_deliveries`` rows
+    (``DISPATCHED``, in the transaction that writes them).
+    """
 
     __tablename__ = "workflow_runtime_events"
     __table_args__ = (
         UniqueConstraint("tenant", "event_id"),
         Index("ix_workflow_runtime_events_match", "tenant", "event_name", "correlation_key", "received_at"),
+        Index("ix_workflow_runtime_events_dispatch", "dispatch_status", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -206,6 +213,43 @@ class RuntimeEvent(Base):
     payload: Mapped[Any | None] = mapped_column(JsonType)
     source: Mapped[str | None] = mapped_column(String(64))
     received_at: Mapped[datetime]
+    dispatch_status: Mapped[str] = mapped_column(String(16), server_default="DISPATCHED")
+    dispatched_at: Mapped[datetime | None]
+
+
+class EventDelivery(Base):
+    """One delivery of an event: a signal to a waiting run, or the start of a triggered run.
+
+    Unique per ``(tenant, event_id, kind, target)``: a run is signalled, and a trigger starts its
+    run, once per event whatever the number of dispatchers. ``status`` is ``PENDING`` (retried
+    from ``next_attempt_at`` with backoff), ``DELIVERED``, ``SKIPPED`` (the run had already
+    ended) or ``FAILED`` (can never succeed, such as a triggered payload the workflow refuses).
+    """
+
+    __tablename__ = "workflow_event_deliveries"
+    __table_args__ = (
+        UniqueConstraint("tenant", "event_id", "kind", "target"),
+        Index("ix_workflow_event_deliveries_due", "status", "next_attempt_at"),
+        Index("ix_workflow_event_deliveries_run", "run_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    tenant: Mapped[str] = mapped_column(String(128))
+    event_id: Mapped[str] = mapped_column(String(200))
+    #: ``signal`` (target: the run id) or ``trigger`` (target: ``<workflow id>@<version>``).
+    kind: Mapped[str] = mapped_column(String(16))
+    target: Mapped[str] = mapped_column(String(300))
+    #: The signalled run, or the run a trigger started (its id is derived from the event).
+    run_id: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    next_attempt_at: Mapped[datetime]
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claimed_until: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    delivered_at: Mapped[datetime | None]
 
 
 class TaskRow(Base):
