@@ -1,0 +1,214 @@
+"""Edges keep their contracts: publish, launch, task completion and `wfr` refuse bad input cleanly.
+
+One explicit regression test per exception that once escaped (issue 10), and the limits that
+keep a published definition from being one the runtime cannot run (issue 6). Fuzzing of the same
+edges: tests/reliability/test_fuzz_edges.py.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from runtime_bootstrap._stack import Stack
+from runtime_core.dsl import MAX_ATTEMPTS, MAX_DURATION_MS, MAX_VERSION
+from runtime_core.persistence import DefinitionVersion, WorkflowDefinitionRow
+from runtime_core.publishing import publish_definitions
+from runtime_core.values import MAX_DEFINITION_BYTES
+
+
+def _tenant() -> str:
+    return f"t-{uuid.uuid4().hex[:8]}"
+
+
+def _definition(**fields: Any) -> dict[str, Any]:
+    return {"id": "edge", "version": 1, "name": "edge", "steps": [{"id": "r", "type": "control.return"}], **fields}
+
+
+def _step(step: dict[str, Any]) -> dict[str, Any]:
+    return _definition(steps=[step])
+
+
+def _echo(**fields: Any) -> dict[str, Any]:
+    return {"id": "a", "type": "action.call", "config": {"actionId": "core.echo", "version": 1}, **fields}
+
+
+async def _definition_rows(stack: Stack, tenant: str) -> int:
+    async with stack.database.sessions() as session:
+        versions = (await session.execute(select(func.count()).select_from(DefinitionVersion).where(DefinitionVersion.tenant == tenant))).scalar_one()
+        heads = (await session.execute(select(func.count()).select_from(WorkflowDefinitionRow).where(WorkflowDefinitionRow.tenant == tenant))).scalar_one()
+    return int(versions) + int(heads)
+
+
+async def _refused(stack: Stack, documents: list[Any], tenant: Any = None) -> list[dict[str, Any]]:
+    """Publish ``documents``; assert the refusal is clean (problems with reasons, nothing written)."""
+    tenant = _tenant() if tenant is None else tenant
+    outcome = await publish_definitions(stack.database, stack.registry, tenant, documents)
+    assert not outcome.published and outcome.errors
+    for problem in outcome.problems:
+        assert problem["code"] and problem["message"] and problem["stepPath"]
+        problem["message"].encode("utf-8")  # storable and printable
+        assert "\x00" not in problem["message"]
+    if isinstance(tenant, str) and len(tenant) <= 128 and "\x00" not in tenant:
+        assert await _definition_rows(stack, tenant) == 0
+    return outcome.errors
+
+
+# ------------------------------------------------------------------------ publish (issue 10)
+
+
+async def test_publish_refuses_a_list_as_id(stack: Stack) -> None:
+    """Once TypeError (unhashable list): now a schema problem at `id`."""
+    errors = await _refused(stack, [_definition(id=["a", "b"])])
+    assert [(e["code"], e["workflowId"]) for e in errors] == [("SCHEMA_STRING_TYPE", None)]
+    assert errors[0]["message"].startswith("id:")
+
+
+async def test_publish_refuses_an_integer_of_thousands_of_digits(stack: Stack) -> None:
+    """Once ValueError (int to str beyond 4,300 digits): now named by its step and field."""
+    errors = await _refused(stack, [_step({"id": "a", "type": "action.call", "config": {"actionId": "core.echo", "version": 10**5000}})])
+    assert [(e["stepPath"], e["stepId"], e["code"]) for e in errors] == [("root.steps[0]", "a", "INVALID_VALUE")]
+    assert errors[0]["message"].startswith("config.version: is an integer beyond 64 bits")
+
+
+async def test_publish_refuses_a_lone_surrogate(stack: Stack) -> None:
+    """Once UnicodeEncodeError while hashing: now refused at the path of the text."""
+    errors = await _refused(stack, [_step({"id": "x", "type": "transform.assign", "config": {"assign": {"v": {"$expr": "'\ud800'"}}}})])
+    assert [(e["stepPath"], e["code"]) for e in errors] == [("root.steps[0]", "INVALID_VALUE")]
+    assert "config.assign.v.$expr: contains a lone surrogate" in errors[0]["message"]
+
+
+@pytest.mark.parametrize("version", [2**63, 2**31, 0, -1])
+async def test_publish_refuses_versions_the_columns_cannot_hold(stack: Stack, version: int) -> None:
+    """Once OverflowError (≥ 2^63, SQLite) or a DBAPIError (≥ 2^31, PostgreSQL's 32-bit column)."""
+    errors = await _refused(stack, [_definition(version=version)])
+    assert len(errors) == 1 and errors[0]["stepPath"] == "root" and errors[0]["message"].startswith("version:")
+
+
+async def test_publish_refuses_text_the_databases_cannot_store(stack: Stack) -> None:
+    """NUL (PostgreSQL's jsonb refuses it) and strings longer than their columns, on both databases."""
+    errors = await _refused(stack, [_definition(name="a\x00b")])
+    assert errors[0]["message"].startswith("name: contains the NUL character")
+    long_fields: list[dict[str, Any]] = [
+        _definition(id="a" * 201),
+        _definition(name="n" * 501),
+        _step({"id": "s" * 201, "type": "control.return"}),
+        _definition(trigger={"type": "event", "eventName": "e" * 201}),
+        _step({"id": "w", "type": "event.wait", "config": {"eventName": "e" * 201, "correlationKey": {"$expr": "'k'"}}}),
+        _step({"id": "h", "type": "human.task", "config": {"taskType": "t" * 201, "title": {"$expr": "'t'"}}}),
+        _step({"id": "a", "type": "action.call", "config": {"actionId": "c" * 201, "version": 1}}),
+    ]
+    for document in long_fields:
+        errors = await _refused(stack, [document])
+        assert any(e["code"] == "SCHEMA_STRING_TOO_LONG" for e in errors), errors
+
+
+async def test_publish_refuses_a_definition_over_the_size_limit(stack: Stack) -> None:
+    """A definition over MAX_DEFINITION_BYTES is refused with its size and the limit."""
+    errors = await _refused(stack, [_definition(description="x" * MAX_DEFINITION_BYTES)])
+    assert [e["code"] for e in errors] == ["DEFINITION_TOO_LARGE"]
+    assert "over the limit of 256.0 KB" in errors[0]["message"]
+
+
+async def test_publish_answers_anything_with_problems(stack: Stack) -> None:
+    """Non-objects, NaN, sets, non-string keys, deep nesting, a bad tenant: problems, never exceptions."""
+    deep: Any = "x"
+    for _ in range(150):
+        deep = [deep]
+    documents: list[Any] = [None, 7, "text", [1, 2], _definition(description=float("nan")), _definition(steps={1, 2}),
+                            _definition(payloadSchema={1: "x"}), _definition(payloadSchema={"x": deep})]
+    errors = await _refused(stack, documents)
+    assert len(errors) == len(documents)
+    assert "nests deeper than 100 levels" in errors[-1]["message"]
+    for tenant in ("", "t" * 129, "a\x00b", ["t"]):
+        errors = await _refused(stack, [_definition()], tenant=tenant)
+        assert [e["code"] for e in errors] == ["INVALID_TENANT"]
+
+
+async def test_publish_refusal_lists_every_document_and_writes_nothing(stack: Stack) -> None:
+    """A good definition in a batch with bad ones is not stored; every bad one is reported."""
+    tenant = _tenant()
+    good = _definition(id="good")
+    errors = await _refused(stack, [good, _definition(id="bad1", name="\ud800"), _definition(id="bad2", version=2**40)], tenant=tenant)
+    assert sorted({e["workflowId"] for e in errors}) == ["bad1", "bad2"]
+
+
+# -------------------------------------------------------------------- limits (issue 6)
+
+
+@pytest.mark.parametrize(
+    ("step", "field"),
+    [
+        ({"id": "s", "type": "time.wait", "config": {"durationMs": 10**17}}, "config.durationMs"),
+        ({"id": "s", "type": "event.wait", "config": {"eventName": "e", "correlationKey": {"$expr": "'k'"}, "timeoutMs": 10**17}}, "config.timeoutMs"),
+        ({"id": "s", "type": "human.task", "config": {"taskType": "t", "title": {"$expr": "'t'"}, "timeoutMs": 10**17}}, "config.timeoutMs"),
+        (_echo(id="s", retry={"maxAttempts": 2, "backoffMs": 10**17}), "retry.backoffMs"),
+        (_echo(id="s", retry={"maxAttempts": 2, "backoffMs": 1, "maxDelayMs": 10**17}), "retry.maxDelayMs"),
+        (_echo(id="s", retry={"maxAttempts": MAX_ATTEMPTS + 1, "backoffMs": 1, "maxDelayMs": 10}), "retry.maxAttempts"),
+        (_echo(id="s", retry={"maxAttempts": 3, "backoffMs": 1, "backoffMultiplier": 1e308}), "retry.backoffMultiplier"),
+        (_echo(id="s", retry={"maxAttempts": 60, "backoffMs": 1000}), "retry"),
+        ({"id": "s", "type": "control.forEach", "items": {"$expr": "[1]"}, "itemVar": "i", "concurrency": 10**6, "body": []}, "concurrency"),
+        ({"id": "s", "type": "control.callWorkflow", "workflowId": "edge", "workflowVersion": 2**31}, "workflowVersion"),
+        ({"id": "s", "type": "action.call", "config": {"actionId": "core.echo", "version": 2**31}}, "config.version"),
+    ],
+)
+async def test_publish_refuses_numbers_the_runtime_cannot_honour(stack: Stack, step: dict[str, Any], field: str) -> None:
+    """Durations that overflow `timedelta`, unbounded attempts and growth, 32-bit versions: refused with the step path."""
+    errors = await _refused(stack, [_step(step)])
+    assert {(e["stepPath"], e["stepId"]) for e in errors} == {("root.steps[0]", "s")}
+    assert errors[0]["message"].startswith(f"{field}:"), errors
+
+
+async def test_a_retry_policy_whose_delays_outgrow_the_limit_is_explained(stack: Stack) -> None:
+    """Without maxDelayMs, 60 doublings of 1 s would wait ~10^20 ms: refused, with the fix."""
+    errors = await _refused(stack, [_step(_echo(id="s", retry={"maxAttempts": 60, "backoffMs": 1000}))])
+    assert errors[0]["code"] == "SCHEMA_RETRY_DELAY_TOO_LONG" and "set maxDelayMs" in errors[0]["message"]
+    ok = await publish_definitions(stack.database, stack.registry, _tenant(), [_step(_echo(id="s", retry={"maxAttempts": MAX_ATTEMPTS, "backoffMs": 1000, "maxDelayMs": 60_000}))])
+    assert ok.published, ok.problems
+
+
+async def test_nested_concurrent_loops_are_bounded_in_all(stack: Stack) -> None:
+    """Nested loops multiply their concurrency: 100 × 100 items at once is over Temporal's in-flight limits."""
+    inner = {"id": "inner", "type": "control.forEach", "items": {"$expr": "[1]"}, "itemVar": "j", "concurrency": 100, "body": [_echo()]}
+    outer = {"id": "outer", "type": "control.forEach", "items": {"$expr": "[1]"}, "itemVar": "i", "concurrency": 100, "body": [inner]}
+    errors = await _refused(stack, [_step(outer)])
+    assert [(e["code"], e["stepPath"], e["stepId"]) for e in errors] == [("TOO_MANY_CONCURRENT_ITEMS", "root.steps[0].body.steps[0]", "inner")]
+    inner["concurrency"] = 10
+    assert (await publish_definitions(stack.database, stack.registry, _tenant(), [_step(outer)])).published
+
+
+async def test_the_largest_durations_publish_and_run(stack: Stack) -> None:
+    """At the limits a definition publishes, and Temporal accepts the timers: a 100-year wait waits (then is cancelled)."""
+    import asyncio
+
+    from runtime_core.persistence import RunRow, WaitRow
+
+    tenant = _tenant()
+    definition = _definition(version=MAX_VERSION, steps=[
+        {"id": "t", "type": "time.wait", "config": {"durationMs": MAX_DURATION_MS}},
+    ])
+    waiter = _definition(id="waiter", steps=[
+        {"id": "e", "type": "event.wait", "config": {"eventName": "never", "correlationKey": {"$expr": "'k'"}, "timeoutMs": MAX_DURATION_MS}},
+    ])
+    outcome = await publish_definitions(stack.database, stack.registry, tenant, [definition, waiter])
+    assert outcome.published, outcome.problems
+    runs = [await stack.launcher.launch(tenant, "edge", {}), await stack.launcher.launch(tenant, "waiter", {})]
+    assert runs[0].workflow_version == MAX_VERSION
+    deadline = asyncio.get_running_loop().time() + 60
+    while True:
+        async with stack.database.sessions() as session:
+            open_waits = (await session.execute(select(func.count()).select_from(WaitRow).where(WaitRow.run_id.in_([r.run_id for r in runs]), WaitRow.status == "WAITING"))).scalar_one()
+        if open_waits == 2:
+            break
+        assert asyncio.get_running_loop().time() < deadline, "the runs never opened their waits"
+        await asyncio.sleep(0.1)
+    for run in runs:
+        await stack.launcher.cancel(tenant, run.run_id)
+        with pytest.raises(Exception):  # noqa: B017 - the cancelled workflow's failure
+            await asyncio.wait_for(stack.client.get_workflow_handle(run.temporal_workflow_id).result(), 60)
+        async with stack.database.sessions() as session:
+            row = await session.get(RunRow, run.run_id)
+        assert row is not None and row.status == "CANCELED"
