@@ -212,3 +212,123 @@ async def test_the_largest_durations_publish_and_run(stack: Stack) -> None:
         async with stack.database.sessions() as session:
             row = await session.get(RunRow, run.run_id)
         assert row is not None and row.status == "CANCELED"
+
+
+# ---------------------------------------------------------------------- launch (issue 10)
+
+
+async def _run_rows(stack: Stack, tenant: str) -> int:
+    from runtime_core.persistence import RunRow
+
+    async with stack.database.sessions() as session:
+        return int((await session.execute(select(func.count()).select_from(RunRow).where(RunRow.tenant == tenant))).scalar_one())
+
+
+async def _published(stack: Stack, documents: list[dict[str, Any]]) -> str:
+    tenant = _tenant()
+    outcome = await publish_definitions(stack.database, stack.registry, tenant, documents)
+    assert outcome.published, outcome.problems
+    return tenant
+
+
+def _nested(depth: int) -> Any:
+    value: Any = 1
+    for _ in range(depth):
+        value = {"a": value}
+    return value
+
+
+@pytest.mark.parametrize(
+    ("payload", "says"),
+    [
+        ({"note": "a\x00b"}, "payload.note: contains the NUL character"),
+        ({"note": "\udc80"}, "payload.note: contains a lone surrogate"),
+        ({"n": float("nan")}, "payload.n: is nan"),
+        ({"n": 2**64}, "payload.n: is an integer beyond 64 bits"),
+        ({"deep": _nested(150)}, "nests deeper than 100 levels"),
+        ({"big": "x" * (600 * 1024)}, "over the limit of 512.0 KB"),
+        ({"when": object()}, "payload.when: is a object, not a JSON value"),
+        (["not", "an", "object"], "the payload must be a JSON object, not list"),
+    ],
+)
+async def test_launch_refuses_a_payload_the_runtime_cannot_store(stack: Stack, payload: Any, says: str) -> None:
+    """Once a DBAPIError (NUL on PostgreSQL) or a StatementError: now a LaunchError naming the path; no run row."""
+    from runtime_core.launcher import LaunchError
+
+    tenant = await _published(stack, [_definition()])
+    with pytest.raises(LaunchError) as caught:
+        await stack.launcher.launch(tenant, "edge", payload)
+    assert says in str(caught.value)
+    assert await _run_rows(stack, tenant) == 0
+
+
+@pytest.mark.parametrize(
+    ("tenant", "workflow_id", "version", "says"),
+    [
+        (None, ["edge"], None, "the workflow id must be a non-empty string, not list"),
+        (None, "", None, "the workflow id must be a non-empty string"),
+        (None, "e" * 201, None, "the workflow id is 201 characters long; use at most 200"),
+        ("t" * 129, "edge", None, "the tenant is 129 characters long; use at most 128"),
+        ("a\x00b", "edge", None, "tenant: contains the NUL character"),
+        (7, "edge", None, "the tenant must be a non-empty string, not int"),
+        (None, "edge", 2**63, "got 9223372036854775808"),
+        (None, "edge", 10**100, "got an integer beyond 64 bits"),
+        (None, "edge", 2**31, f"from 1 to {MAX_VERSION}"),
+        (None, "edge", "1", "got a str"),
+        (None, "edge", True, "got a bool"),
+        (None, "edge", 0, "got 0"),
+    ],
+)
+async def test_launch_refuses_arguments_it_cannot_look_up(stack: Stack, tenant: Any, workflow_id: Any, version: Any, says: str) -> None:
+    """Once StatementError (a list as workflow id) and OverflowError (a version ≥ 2^63): now LaunchError naming the field."""
+    from runtime_core.launcher import LaunchError
+
+    owner = await _published(stack, [_definition()])
+    with pytest.raises(LaunchError) as caught:
+        await stack.launcher.launch(owner if tenant is None else tenant, workflow_id, {}, version=version)
+    assert says in str(caught.value)
+    assert await _run_rows(stack, owner) == 0
+
+
+@pytest.mark.parametrize("text", ["x" * 220_000, "€" * 80_000], ids=["ascii", "escaped-by-temporal"])
+async def test_launch_refuses_a_run_input_over_temporals_limit(stack: Stack, text: str) -> None:
+    """Once RPCError from Temporal (blob over its limit): a parent pinning children that add up to more than
+    MAX_RUN_INPUT_BYTES is refused with the size and the limit, measured as Temporal receives it (JSON
+    escapes "€" as 6 bytes; each definition is under MAX_DEFINITION_BYTES in UTF-8)."""
+    from runtime_core.launcher import LaunchError
+
+    kids = [_definition(id=f"kid{i}", description=text) for i in range(10)]
+    parent = _definition(id="parent", steps=[{"id": f"c{i}", "type": "control.callWorkflow", "workflowId": f"kid{i}", "workflowVersion": 1} for i in range(10)])
+    tenant = await _published(stack, [parent, *kids])
+    with pytest.raises(LaunchError) as caught:
+        await stack.launcher.launch(tenant, "parent", {})
+    assert "10 called definitions" in str(caught.value) and "over the limit of 1.9 MB that Temporal accepts" in str(caught.value)
+    assert await _run_rows(stack, tenant) == 0
+
+
+async def test_a_run_input_within_the_limit_runs_with_its_children(stack: Stack) -> None:
+    """Below the limit a run pinning large children starts, and so does every child (each gets them all again)."""
+    from runtime_core.persistence import RunRow
+
+    kids = [_definition(id=f"kid{i}", description="x" * 220_000) for i in range(4)]
+    parent = _definition(id="parent", steps=[{"id": f"c{i}", "type": "control.callWorkflow", "workflowId": f"kid{i}", "workflowVersion": 1} for i in range(4)])
+    tenant = await _published(stack, [parent, *kids])
+    launched = await stack.launcher.launch(tenant, "parent", {})
+    await stack.client.get_workflow_handle(launched.temporal_workflow_id).result()
+    async with stack.database.sessions() as session:
+        statuses = list((await session.execute(select(RunRow.status).where(RunRow.tenant == tenant))).scalars())
+    assert statuses == ["SUCCEEDED"] * 5
+
+
+async def test_launch_turns_any_payload_validation_failure_into_a_launch_error(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once `Unresolvable` (a remote $ref in payloadSchema): whatever the validator raises, launch refuses with LaunchError."""
+    from runtime_core.launcher import LaunchError, _launcher
+
+    def broken(schema: Any, instance: Any, root: str) -> list[dict[str, str]]:
+        raise LookupError("Unresolvable: https://example.invalid/schema.json")
+
+    tenant = await _published(stack, [_definition(payloadSchema={"type": "object"})])
+    monkeypatch.setattr(_launcher, "schema_problems", broken)
+    with pytest.raises(LaunchError, match=r"payloadSchema of workflow 'edge' version 1 could not be applied .*Unresolvable"):
+        await stack.launcher.launch(tenant, "edge", {})
+    assert await _run_rows(stack, tenant) == 0
