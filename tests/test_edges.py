@@ -332,3 +332,108 @@ async def test_launch_turns_any_payload_validation_failure_into_a_launch_error(s
     with pytest.raises(LaunchError, match=r"payloadSchema of workflow 'edge' version 1 could not be applied .*Unresolvable"):
         await stack.launcher.launch(tenant, "edge", {})
     assert await _run_rows(stack, tenant) == 0
+
+
+# ----------------------------------------------------------------- task completion (issue 10)
+
+
+async def _pending_task(stack: Stack, form_schema: dict[str, Any] | None = None) -> tuple[str, str, str]:
+    """``(tenant, run id, task id)`` of a run waiting on a human task."""
+    import asyncio
+
+    from runtime_core.persistence import TaskRow
+
+    config: dict[str, Any] = {"taskType": "approve", "title": {"$expr": "'Approve?'"}}
+    if form_schema is not None:
+        config["formSchema"] = form_schema
+    tenant = await _published(stack, [_step({"id": "t", "type": "human.task", "config": config})])
+    launched = await stack.launcher.launch(tenant, "edge", {})
+    deadline = asyncio.get_running_loop().time() + 60
+    while True:
+        async with stack.database.sessions() as session:
+            task = (await session.execute(select(TaskRow).where(TaskRow.run_id == launched.run_id))).scalar_one_or_none()
+        if task is not None:
+            return tenant, launched.run_id, task.task_id
+        assert asyncio.get_running_loop().time() < deadline, "the task never opened"
+        await asyncio.sleep(0.1)
+
+
+async def _task_unchanged(stack: Stack, task_id: str) -> None:
+    from runtime_core.persistence import TaskRow
+
+    async with stack.database.sessions() as session:
+        task = await session.get(TaskRow, task_id)
+    assert task is not None and task.status == "PENDING" and task.response is None and task.completed_by is None
+
+
+async def _finish(stack: Stack, tenant: str, run_id: str, task_id: str) -> None:
+    """A good answer still completes the task and the run: the refusals changed nothing."""
+    from runtime_core.contract import workflow_id_for_run
+    from runtime_core.ingress import complete_task
+    from runtime_core.persistence import RunRow
+
+    await complete_task(stack.database, stack.client, tenant, task_id, {"ok": True})
+    await stack.client.get_workflow_handle(workflow_id_for_run(run_id)).result()
+    async with stack.database.sessions() as session:
+        run = await session.get(RunRow, run_id)
+    assert run is not None and run.status == "SUCCEEDED"
+
+
+async def test_complete_task_refuses_a_response_the_runtime_cannot_store(stack: Stack) -> None:
+    """Once a DBAPIError on PostgreSQL (NUL) and a stored-then-unsendable response on SQLite: now
+    TaskResponseRejected naming the path; the task stays PENDING and nothing changed."""
+    from runtime_core.ingress import TaskResponseRejected, complete_task
+
+    tenant, run_id, task_id = await _pending_task(stack)
+    responses = [({"note": "a\x00b"}, "response.note"), ({"note": "\ud800"}, "response.note"), ({"n": float("inf")}, "response.n"),
+                 ({"n": -(2**70)}, "response.n"), ({"deep": _nested(120)}, "response.deep"), ({"big": "x" * (513 * 1024)}, "response"),
+                 ({(1, 2): "tuple key"}, "response"), ({"s": {1, 2}}, "response.s")]
+    for response, path in responses:
+        with pytest.raises(TaskResponseRejected) as caught:
+            await complete_task(stack.database, stack.client, tenant, task_id, response)
+        assert caught.value.errors and caught.value.errors[0]["path"].startswith(path), caught.value.errors
+        assert str(caught.value).startswith("the response is not acceptable: ")
+    await _task_unchanged(stack, task_id)
+    await _finish(stack, tenant, run_id, task_id)
+
+
+async def test_complete_task_refuses_any_task_id_value(stack: Stack) -> None:
+    """A task id, tenant or actor that is not a usable string is a TaskError naming the field, never a database error."""
+    from runtime_core.ingress import TaskError, complete_task
+
+    tenant, run_id, task_id = await _pending_task(stack)
+    cases: list[tuple[Any, Any, Any, str]] = [
+        (tenant, ["x"], None, "the task id must be a non-empty string, not list"),
+        (tenant, 12, None, "the task id must be a non-empty string, not int"),
+        (tenant, "", None, "the task id must be a non-empty string"),
+        (tenant, "f" * 65, None, "the task id is 65 characters long; use at most 64"),
+        (tenant, "a\x00b", None, "task id: contains the NUL character"),
+        (tenant, "\udcff", None, "task id: contains a lone surrogate"),
+        (None, task_id, None, "the tenant must be a non-empty string, not NoneType"),
+        (tenant, task_id, ["ops"], "the actor must be a non-empty string, not list"),
+        (tenant, task_id, "o" * 201, "the actor is 201 characters long"),
+    ]
+    for who, task, actor, says in cases:
+        with pytest.raises(TaskError) as caught:
+            await complete_task(stack.database, stack.client, who, task, {"ok": True}, admin=actor is not None, actor=actor)
+        assert says in str(caught.value)
+    with pytest.raises(TaskError, match="not found"):
+        await complete_task(stack.database, stack.client, tenant, "0" * 32, {"ok": True})
+    await _task_unchanged(stack, task_id)
+    await _finish(stack, tenant, run_id, task_id)
+
+
+async def test_complete_task_turns_any_form_validation_failure_into_a_task_error(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever the form-schema validator raises, completion refuses with TaskError and the task stays open."""
+    from runtime_core.ingress import TaskError, _tasks, complete_task
+
+    def broken(schema: Any, instance: Any, root: str) -> list[dict[str, str]]:
+        raise LookupError("Unresolvable: https://example.invalid/form.json")
+
+    tenant, run_id, task_id = await _pending_task(stack, {"type": "object"})
+    with monkeypatch.context() as patch:
+        patch.setattr(_tasks, "schema_problems", broken)
+        with pytest.raises(TaskError, match=r"form schema of task \w+ could not be applied .*Unresolvable"):
+            await complete_task(stack.database, stack.client, tenant, task_id, {"ok": True})
+    await _task_unchanged(stack, task_id)
+    await _finish(stack, tenant, run_id, task_id)
