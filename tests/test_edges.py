@@ -437,3 +437,136 @@ async def test_complete_task_turns_any_form_validation_failure_into_a_task_error
             await complete_task(stack.database, stack.client, tenant, task_id, {"ok": True})
     await _task_unchanged(stack, task_id)
     await _finish(stack, tenant, run_id, task_id)
+
+
+# ---------------------------------------------------------------------------- wfr (issue 10)
+
+CLOSED_PORT = "127.0.0.1:1"  # nothing listens on port 1: connecting is refused at once
+
+
+def invoke_wfr(args: list[str], env: dict[str, str | None] | None = None) -> tuple[int, str, str]:
+    """Run `wfr` in-process through its real entry point (click's CliRunner), in a thread of its own
+    (its asyncio.run must not touch the test session's event loop). Returns ``(exit code, stdout, stderr)``."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    from click.testing import CliRunner
+
+    from runtime_bootstrap.cli import wfr
+
+    cleared: dict[str, str | None] = {k: None for k in os.environ if k.startswith("WFR_") and k != "WFR_TEST_POSTGRES_URL"}
+    with ThreadPoolExecutor(1) as pool:
+        result = pool.submit(CliRunner().invoke, wfr, args, env={**cleared, **(env or {})}, catch_exceptions=False).result()
+    return result.exit_code, result.stdout, result.stderr
+
+
+def assert_one_error_line(code: int, stderr: str, expected_code: int, says: str) -> None:
+    lines = stderr.strip().splitlines()
+    assert code == expected_code, (code, stderr)
+    assert len(lines) == 1 and lines[0].startswith("Error: "), stderr
+    assert "Traceback" not in stderr
+    assert says in lines[0], lines[0]
+
+
+def _cli_cases(tmp: str) -> list[tuple[list[str], dict[str, str | None], int, str]]:
+    external = {"WFR_TEMPORAL_ADDRESS": CLOSED_PORT, "WFR_DATABASE_URL": f"sqlite:///{tmp}/cli.db"}
+    return [
+        (["launch", "wf", "--payload", "{bad"], external, 1, "--payload is not JSON: Expecting property name"),
+        (["launch", "wf", "--payload", "@/nonexistent/p.json"], external, 1, "/nonexistent/p.json: [Errno 2] No such file"),
+        (["launch", "wf", "--payload", f"@{tmp}/binary.json"], external, 1, "is not UTF-8 text"),
+        (["launch", "wf", "--payload", "1" * 5000], external, 1, "has an integer of more than 4,300 digits"),
+        (["launch", "wf", "--payload", "[" * 100_000], external, 1, "--payload nests too deeply to be read"),
+        (["launch", "wf", "--payload", "[1]"], external, 1, "--payload must be a JSON object, not list"),
+        (["launch", "wf", "--payload", '{"a": "\\u0000"}'], external, 1, "payload.a: contains the NUL character"),
+        (["launch", "wf", "--payload", '{"a": NaN}'], external, 1, "payload.a: is nan"),
+        (["launch", "wf", "--tenant", "a\x00b"], external, 1, "--tenant: contains the NUL character"),
+        (["launch", "wf", "--version", "abc"], external, 2, "Invalid value for '--version'"),
+        (["launch", "wf", "--version", str(2**32)], external, 2, "is not in the range 1<=x<=2147483647"),
+        (["launch", "wf"], external, 1, "cannot reach Temporal at 127.0.0.1:1"),
+        (["launch", "wf"], {}, 1, "no stack configured"),
+        (["events", "send", ""], external, 1, "EVENT_NAME must not be empty"),
+        (["events", "send", "\udcff"], external, 1, "EVENT_NAME: contains a lone surrogate"),
+        (["events", "send", "paid", "--payload", "{bad"], external, 1, "--payload is not JSON"),
+        (["events", "send", "paid"], external, 1, "WFR_TEMPORAL_ADDRESS"),
+        (["tasks", "complete", "t1", "--response", "{bad"], external, 1, "--response is not JSON"),
+        (["tasks", "complete", "t1", "--response", '{"x": 1e999}'], external, 1, "response.x: is inf"),
+        (["tasks", "complete", "t1"], external, 2, "Missing option '--response'"),
+        (["tasks", "complete", "t1", "--response", "{}"], external, 1, "WFR_TEMPORAL_ADDRESS"),
+        (["tasks", "register", "approve", f"{tmp}/binary.json"], external, 1, "is not UTF-8 text"),
+        (["tasks", "register", "approve", f"{tmp}/list.json"], external, 1, "must be a JSON object, not list"),
+        (["runs", "cancel", "r1"], external, 1, "WFR_TEMPORAL_ADDRESS"),
+        (["runs", "show", "r1"], {"WFR_DATABASE_URL": "bogus://"}, 1, "WFR_DATABASE_URL is not a usable database URL"),
+        (["runs", "show", "r1"], {"WFR_DATABASE_URL": "postgresql://u@127.0.0.1:1/x"}, 1, "cannot use the database postgresql+asyncpg://u@127.0.0.1:1/x (WFR_DATABASE_URL)"),
+        (["runs", "show", "r1"], {"WFR_DATABASE_URL": "sqlite:////nonexistent/dir/x.db"}, 1, "(WFR_DATABASE_URL): OperationalError: unable to open database file"),
+        (["runs", "show", "r1"], {"WFR_LOG_LEVEL": "LOUD"}, 1, "WFR_LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL"),
+        (["db", "upgrade", "--url", "nonsense"], {}, 1, "--url is not a usable database URL"),
+        (["publish", f"{tmp}/binary.json"], external, 1, "is not UTF-8 text"),
+        (["publish", "/nonexistent/w.json"], external, 2, "does not exist"),
+        (["scenario", "run", "/nonexistent/s.json"], {}, 1, "/nonexistent/s.json"),
+        (["nope"], {}, 2, "No such command 'nope'"),
+    ]
+
+
+@pytest.fixture(scope="module")
+def cli_files(tmp_path_factory: pytest.TempPathFactory) -> str:
+    folder = tmp_path_factory.mktemp("cli")
+    (folder / "binary.json").write_bytes(b"\xff\xfe{}")
+    (folder / "list.json").write_text("[1, 2]")
+    return str(folder)
+
+
+def test_malformed_wfr_invocations_fail_with_one_line(cli_files: str) -> None:
+    """Once 9 of 16 printed a traceback: every malformed invocation is one `Error:` line and a non-zero exit."""
+    for args, env, expected_code, says in _cli_cases(cli_files):
+        code, _stdout, stderr = invoke_wfr(args, env)
+        assert_one_error_line(code, stderr, expected_code, says)
+
+
+def test_an_unexpected_error_is_one_line_and_a_traceback_with_v(cli_files: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The last resort in `wfr`: an exception nobody expected is one line; `wfr -v` adds its traceback."""
+    import runtime_core.readmodel
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise KeyError("boom")
+
+    monkeypatch.setattr(runtime_core.readmodel, "run_view", broken)
+    env: dict[str, str | None] = {"WFR_DATABASE_URL": f"sqlite:///{cli_files}/unexpected.db"}
+    code, _stdout, stderr = invoke_wfr(["runs", "show", "r1"], env)
+    assert_one_error_line(code, stderr, 1, "unexpected KeyError: 'boom' (run `wfr -v …` to see the traceback)")
+    code, _stdout, stderr = invoke_wfr(["-v", "runs", "show", "r1"], env)
+    assert code == 1 and "Traceback (most recent call last)" in stderr
+    assert stderr.strip().splitlines()[-1] == "Error: unexpected KeyError: 'boom'"
+
+
+def test_publish_problems_end_with_one_error_line(cli_files: str) -> None:
+    """`wfr publish` lists each problem of a refused file, then one `Error:` line; never a traceback."""
+    from pathlib import Path
+
+    path = Path(cli_files) / "hostile.json"
+    path.write_text('{"id": ["x"], "version": 1e400, "name": "\\ud800", "steps": [{"id": "a", "type": "time.wait", "config": {"durationMs": 100000000000000000}}]}')
+    code, _stdout, stderr = invoke_wfr(["publish", str(path)], {"WFR_DATABASE_URL": f"sqlite:///{cli_files}/publish.db"})
+    lines = stderr.strip().splitlines()
+    assert code == 1 and "Traceback" not in stderr
+    assert lines[-1] == "Error: nothing was published" and all(line.startswith("error: ") for line in lines[:-1]) and lines[:-1]
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "says"),
+    [
+        (["launch", "wf", "--payload", "{bad"], {"WFR_TEMPORAL_ADDRESS": CLOSED_PORT}, "--payload is not JSON"),
+        (["events", "send", ""], {"WFR_TEMPORAL_ADDRESS": CLOSED_PORT}, "EVENT_NAME must not be empty"),
+        (["launch", "wf"], {"WFR_TEMPORAL_ADDRESS": CLOSED_PORT}, "WFR_TEMPORAL_ADDRESS"),
+        (["db", "upgrade", "--url", "postgresql://u@127.0.0.1:1/x"], {}, "cannot use the database"),
+    ],
+)
+def test_wfr_process_prints_one_line(args: list[str], env: dict[str, str], says: str, tmp_path: Any) -> None:
+    """The same through the installed console script, as users run it."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("WFR_")}
+    clean["WFR_DATABASE_URL"] = f"sqlite:///{tmp_path / 'p.db'}"
+    result = subprocess.run([str(Path(sys.executable).with_name("wfr")), *args], capture_output=True, text=True, timeout=120, env={**clean, **env})
+    assert_one_error_line(result.returncode, result.stderr, 1, says)
