@@ -120,12 +120,22 @@ async def _with_database(url: str, source: str, use: Callable[[Database], Awaita
         raise
     except Exception as err:
         problem = _database_problem(err, database.safe_url, source)
+        await _settle()
         if problem is None:
             raise
         raise click.ClickException(problem) from err
     finally:
         with contextlib.suppress(Exception):
             await database.dispose()
+
+
+async def _settle() -> None:
+    """Let a failed SQLite connection's worker thread finish before the event loop closes.
+
+    aiosqlite stops the thread of a connection that failed to open without waiting for it; when
+    ``asyncio.run`` closes the loop first, the thread prints a traceback of its own.
+    """
+    await asyncio.sleep(0.05)
 
 
 @contextlib.asynccontextmanager
@@ -150,6 +160,7 @@ async def _stack(settings: AppSettings, **options: Any) -> AsyncIterator[Stack]:
             raise click.ClickException(f"Temporal at {settings.runtime.temporal_address} (WFR_TEMPORAL_ADDRESS) answered {err.status.name}: {err.message}") from err
         if not opened and not settings.external:
             raise click.ClickException(f"could not start the embedded stack: {type(err).__name__}: {err}") from err
+        await _settle()
         from sqlalchemy.engine import make_url
 
         problem = _database_problem(err, make_url(url or settings.runtime.database_url).render_as_string(hide_password=True), "WFR_DATABASE_URL")
