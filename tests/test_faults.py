@@ -218,7 +218,8 @@ def test_backoff_never_overflows() -> None:
     """A huge multiplier or attempt number gives the capped delay, never an OverflowError."""
     from runtime_core.interpreter._engine import _backoff_ms
 
-    policy = RetryPolicy.model_validate({"maxAttempts": 5, "backoffMs": 10, "backoffMultiplier": 1e300})
+    # publishing refuses such a policy now; definitions published before may still hold one
+    policy = RetryPolicy.model_construct(maxAttempts=5, backoffMs=10, backoffMultiplier=1e300, maxDelayMs=None, jitter=False, retryOn=None)
     assert _backoff_ms(policy, 1) == 10.0
     assert _backoff_ms(policy, 3) == float(MAX_DURATION_MS)
     assert _backoff_ms(RetryPolicy.model_validate({"maxAttempts": 5, "backoffMs": 200, "maxDelayMs": 5000}), 4) == 1600.0

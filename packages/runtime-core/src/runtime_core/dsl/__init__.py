@@ -1,6 +1,15 @@
 """The authored workflow DSL: models and publish-time validation."""
 
 from runtime_core.dsl._models import (
+    MAX_ATTEMPTS,
+    MAX_BACKOFF_MULTIPLIER,
+    MAX_CONCURRENCY,
+    MAX_CONCURRENT_ITEMS,
+    MAX_DURATION_MS,
+    MAX_ID_LENGTH,
+    MAX_NAME_LENGTH,
+    MAX_STEP_PATH_LENGTH,
+    MAX_VERSION,
     ActionCallConfig,
     ActionCallStep,
     AssignConfig,
@@ -41,6 +50,15 @@ from runtime_core.dsl._validate import (
 )
 
 __all__ = [
+    "MAX_ATTEMPTS",
+    "MAX_BACKOFF_MULTIPLIER",
+    "MAX_CONCURRENCY",
+    "MAX_CONCURRENT_ITEMS",
+    "MAX_DURATION_MS",
+    "MAX_ID_LENGTH",
+    "MAX_NAME_LENGTH",
+    "MAX_STEP_PATH_LENGTH",
+    "MAX_VERSION",
     "SCHEMA_ID",
     "ActionCallConfig",
     "ActionCallStep",

@@ -64,14 +64,20 @@ def _type_of(prop: dict[str, Any]) -> str:
     return str(kind)
 
 
+def _number(value: Any) -> str:
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
 def _constraints(prop: dict[str, Any]) -> str:
     out = []
-    for key, label in (("minimum", "≥"), ("exclusiveMinimum", ">"), ("minLength", "min length")):
+    bounds = (("minimum", "≥"), ("exclusiveMinimum", ">"), ("maximum", "≤"), ("minLength", "min length"), ("maxLength", "max length"))
+    for key, label in bounds:
         if key in prop:
-            out.append(f"{label} {prop[key]}")
+            out.append(f"{label} {_number(prop[key])}")
     for option in prop.get("anyOf", []):
-        if "minimum" in option:
-            out.append(f"≥ {option['minimum']}")
+        for key, label in bounds:
+            if key in option:
+                out.append(f"{label} {_number(option[key])}")
     if "pattern" in prop:
         out.append(f"pattern `{prop['pattern']}`")
     return "; ".join(out)

@@ -11,6 +11,7 @@ from temporalio.client import Client
 from runtime_core.contract import HUMAN_TASK_SIGNAL, workflow_id_for_run
 from runtime_core.dsl import schema_problems
 from runtime_core.persistence import Database, TaskDefinition, TaskRow, utcnow
+from runtime_core.values import ValueProblem, check_value, safe_text
 
 __all__ = ["TaskError", "TaskResponseRejected", "complete_task", "register_task_definition"]
 
@@ -62,9 +63,16 @@ async def complete_task(
     (PENDING → COMPLETED), so two concurrent completions cannot both succeed.
 
     Raises:
-        TaskResponseRejected: The response does not match the form schema (task stays PENDING).
-        TaskError: No such task for this tenant, already closed, or the run could not be told.
+        TaskResponseRejected: The response is not JSON the runtime accepts, or does not match the
+            form schema (task stays PENDING).
+        TaskError: An argument is not acceptable, no such task for this tenant, already closed, or
+            the run could not be told. Nothing changed.
     """
+    _check_completion(tenant, task_id, actor)
+    try:
+        check_value(response, "response")
+    except ValueProblem as problem:
+        raise TaskResponseRejected(f"the response is not acceptable: {safe_text(str(problem))}", [{"path": safe_text(problem.where, 500), "message": safe_text(problem.reason)}]) from None
     async with database.sessions() as session:
         task = await session.get(TaskRow, task_id)
     if task is None or task.tenant != tenant:
@@ -74,7 +82,13 @@ async def complete_task(
     if admin and not actor:
         raise TaskError("an admin override must name who did it (actor)")
     if not admin and task.form_schema is not None:
-        problems = schema_problems(task.form_schema, response, "response")
+        try:
+            problems = schema_problems(task.form_schema, response, "response")
+        except Exception as err:  # a form schema the validator cannot apply must not escape as its own exception
+            raise TaskError(
+                f"the form schema of task {task_id} could not be applied ({type(err).__name__}: {safe_text(str(err), 300)}); "
+                "an admin override (actor) can complete it without validation"
+            ) from None
         if problems:
             raise TaskResponseRejected("the response does not match the task's form schema: " + "; ".join(f"{p['path']}: {p['message']}" for p in problems), problems)
     async with database.sessions.begin() as session:
@@ -91,3 +105,28 @@ async def complete_task(
         async with database.sessions.begin() as session:  # give the task back: nothing half-done
             await session.execute(update(TaskRow).where(TaskRow.task_id == task_id).values(status="PENDING", response=None, completed_by=None, admin_override=False, completed_at=None))
         raise TaskError(f"could not resume run {task.run_id}: {err}") from err
+
+
+#: Lengths of the columns a completion is looked up by or recorded in.
+_MAX_TASK_ID_LENGTH = 64
+_MAX_TENANT_LENGTH = 128
+_MAX_ACTOR_LENGTH = 200
+
+
+def _check_completion(tenant: Any, task_id: Any, actor: Any) -> None:
+    """Refuse arguments that cannot name a task or be recorded, naming the field and the fix.
+
+    Raises:
+        TaskError: An argument is not acceptable.
+    """
+    for name, value, longest in (("tenant", tenant, _MAX_TENANT_LENGTH), ("task id", task_id, _MAX_TASK_ID_LENGTH), ("actor", actor, _MAX_ACTOR_LENGTH)):
+        if value is None and name == "actor":
+            continue
+        if not isinstance(value, str) or not value:
+            raise TaskError(f"the {name} must be a non-empty string, not {type(value).__name__}")
+        if len(value) > longest:
+            raise TaskError(f"the {name} is {len(value)} characters long; use at most {longest}" + (" (task ids are 32 hex digits)" if name == "task id" else ""))
+        try:
+            check_value(value, name)
+        except ValueProblem as problem:
+            raise TaskError(safe_text(str(problem))) from None

@@ -16,10 +16,11 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from runtime_core.contract import SEMANTICS_VERSION, TASK_QUEUE, WORKFLOW_TYPE, ChildDefinition, MockSpec, RunInput, RunOptions, workflow_id_for_run
-from runtime_core.dsl import definition_hash, schema_problems
+from runtime_core.dsl import MAX_ID_LENGTH, MAX_VERSION, definition_hash, schema_problems
 from runtime_core.expressions import format_instant
 from runtime_core.persistence import Database, DefinitionVersion, RunRow, WorkflowDefinitionRow, utcnow
 from runtime_core.secrets import redact
+from runtime_core.values import MAX_RUN_INPUT_BYTES, ValueProblem, check_value, describe_size, safe_text
 
 __all__ = ["LaunchError", "LaunchedRun", "Launcher", "run_id_for_key"]
 
@@ -85,6 +86,30 @@ class Launcher:
                 queue.extend(_called(row.document))
         return pinned
 
+    def _check_input_size(
+        self, workflow_id: str, version: int, document: dict[str, Any], children: dict[str, ChildDefinition], payload: Any, mocks: dict[str, MockSpec] | None,
+    ) -> None:
+        """Refuse a run whose start input, or a child run's, Temporal would refuse (its blob size limit).
+
+        Every start input carries its own definition and every pinned child definition (a child
+        run receives them all again), the payload and the mocks. They are measured in the
+        client's own encoding (its JSON escapes non-ASCII text), for the largest of the run's
+        own definition and its children's; a child's payload is made at run time and is not
+        known here.
+
+        Raises:
+            LaunchError: The input is over :data:`MAX_RUN_INPUT_BYTES`.
+        """
+        converter = self.client.data_converter.payload_converter
+        own, payload_size, mocks_size, *pinned = (p.ByteSize() for p in converter.to_payloads([document, payload, dict(mocks or {}), *(c.definition for c in children.values())]))
+        size = max([own, *pinned]) + sum(pinned) + payload_size + mocks_size
+        if size > MAX_RUN_INPUT_BYTES:
+            raise LaunchError(
+                f"the run's input would be {describe_size(size)} (the definition of {workflow_id!r} version {version} or its largest called one, "
+                f"{len(children)} called definitions pinned with it, and the payload), over the limit of {describe_size(MAX_RUN_INPUT_BYTES)} that Temporal "
+                "accepts; make the payload or the definitions smaller, or call fewer workflows from one run"
+            )
+
     async def cancel(self, tenant: str, run_id: str) -> None:
         """Operator cancel of a root run (its children are cancelled first by the interpreter).
 
@@ -124,10 +149,10 @@ class Launcher:
                 when a previous attempt crashed between writing the run row and starting it.
 
         Raises:
-            LaunchError: Not published, or the payload is invalid. Nothing was created.
+            LaunchError: Not published, an argument or the payload is invalid, or the run's input
+                would be over Temporal's size limit. Nothing was created.
         """
-        if not isinstance(payload, dict):
-            raise LaunchError(f"the payload must be a JSON object, not {type(payload).__name__}")
+        _check_arguments(tenant, workflow_id, payload, version)
         async with self.database.sessions() as session:
             if version is None:
                 head = (await session.execute(select(WorkflowDefinitionRow).where(WorkflowDefinitionRow.tenant == tenant, WorkflowDefinitionRow.workflow_id == workflow_id))).scalar_one_or_none()
@@ -137,11 +162,18 @@ class Launcher:
             row = await _load_version(session, tenant, workflow_id, version)
         schema = row.document.get("payloadSchema")
         if schema is not None:
-            problems = schema_problems(schema, payload, "payload")
+            try:
+                problems = schema_problems(schema, payload, "payload")
+            except Exception as err:  # a schema the validator cannot apply must not escape as its own exception
+                raise LaunchError(
+                    f"the payloadSchema of workflow {workflow_id!r} version {version} could not be applied ({type(err).__name__}: {safe_text(str(err), 300)}); "
+                    "fix the schema and publish a new version"
+                ) from None
             if problems:
                 raise LaunchError("the payload does not match payloadSchema: " + "; ".join(f"{p['path']}: {p['message']}" for p in problems), problems)
 
         children = await self._pin_children(tenant, row.document)
+        self._check_input_size(workflow_id, version, row.document, children, payload, mocks)
         run_id = run_id_for_key(tenant, idempotency_key) if idempotency_key is not None else uuid.uuid4().hex
         now = utcnow()
         temporal_id = workflow_id_for_run(run_id)
@@ -210,6 +242,34 @@ async def _load_version(session: AsyncSession, tenant: str, workflow_id: str, ve
     if definition_hash(row.document) != row.definition_hash:
         raise LaunchError(f"workflow {workflow_id!r} version {version} no longer matches its pinned hash; the stored definition was altered outside publishing")
     return row
+
+
+def _check_arguments(tenant: Any, workflow_id: Any, payload: Any, version: Any) -> None:
+    """Refuse arguments the runtime cannot store or look up, naming the field and the fix.
+
+    Raises:
+        LaunchError: An argument is not acceptable.
+    """
+    for name, value, longest in (("tenant", tenant, 128), ("workflow id", workflow_id, MAX_ID_LENGTH)):
+        if not isinstance(value, str) or not value:
+            raise LaunchError(f"the {name} must be a non-empty string, not {type(value).__name__}")
+        if len(value) > longest:
+            raise LaunchError(f"the {name} is {len(value)} characters long; use at most {longest}")
+        try:
+            check_value(value, name)
+        except ValueProblem as problem:
+            raise LaunchError(safe_text(str(problem))) from None
+    if version is not None and (type(version) is not int or not 1 <= version <= MAX_VERSION):
+        shown = f"a {type(version).__name__}"
+        if type(version) is int:
+            shown = str(version) if version.bit_length() <= 64 else "an integer beyond 64 bits"
+        raise LaunchError(f"the version must be an integer from 1 to {MAX_VERSION}, or omitted for the latest; got {shown}")
+    if not isinstance(payload, dict):
+        raise LaunchError(f"the payload must be a JSON object, not {type(payload).__name__}")
+    try:
+        check_value(payload, "payload")
+    except ValueProblem as problem:
+        raise LaunchError(safe_text(str(problem)), [{"path": safe_text(problem.where, 500), "message": safe_text(problem.reason)}]) from None
 
 
 def _called(document: dict[str, Any]) -> list[tuple[str, int]]:
