@@ -3,11 +3,27 @@
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+from temporalio.client import Client
+
+from runtime_core.launcher import Launcher
 from runtime_core.persistence import Database
 
-from .harness import data_store, ledger_duplicates, ledger_rows_by_run, run_rows, step_rows
+from .harness import (
+    WorkerProcess,
+    assert_read_model_matches_temporal,
+    data_store,
+    launch_many,
+    ledger_duplicates,
+    ledger_rows_by_run,
+    run_rows,
+    step_rows,
+    wait_for_runs,
+    wait_for_runs_in_flight,
+)
 
 #: Steps of a load run: two increments of its own key, one of the shared key, two naps between.
 LOAD_STEPS = ("inc1", "nap1", "inc2", "nap2", "inc3")
@@ -94,3 +110,44 @@ async def check_load(database: Database, tenant: str, run_ids: list[str], payloa
         problems.append(f"{len(leaks)} runs show SQL or a driver error in their errors, e.g. {rows[leaks[0]]['error'] or steps[leaks[0]]}")
     figures.update(statuses=statuses, ledgerDuplicates=len(duplicates), sharedCounter=store.get(SHARED_KEY), runsWithSqlInErrors=len(leaks))
     assert not problems, f"{len(problems)} problems with {len(run_ids)} load runs ({statuses}):\n" + "\n".join(problems[:40])
+
+
+#: Runs of a database-fault test, and the naps of each (short: the fault, not the load, is the test).
+FAULT_RUNS = 60
+FAULT_NAP_MS = 1000
+#: How long after the fault is over every run must have ended.
+FAULT_RECOVERY_LIMIT_S = 90
+#: Log records at WARNING or above allowed per run (an expected retry is one line, never a traceback).
+WARNING_LINES_PER_RUN = 10
+
+
+async def load_through_fault(
+    database: Database, client: Client, worker: WorkerProcess, tenant: str, fault: Callable[[], Awaitable[dict[str, Any]]], figures: dict[str, Any]
+) -> None:
+    """Launch the load, inject ``fault`` while runs are inside their actions, then check everything.
+
+    ``fault`` returns figures of its own (what it did, how long). Every run must end SUCCEEDED
+    within :data:`FAULT_RECOVERY_LIMIT_S` of the fault's end with exact counters, no SQL in any
+    error, the read model equal to Temporal's view, the worker alive, and its log free of
+    tracebacks with at most :data:`WARNING_LINES_PER_RUN` warnings per run.
+    """
+    payloads = load_payloads(FAULT_RUNS, FAULT_NAP_MS)
+    run_ids = [r.run_id for r in await launch_many(Launcher(client, database), tenant, "load", payloads)]
+    in_flight = await wait_for_runs_in_flight(database, tenant, "inc1", FAULT_RUNS // 3, timeout=120)
+    began = time.monotonic()
+    figures.update(await fault())
+    over = time.monotonic()
+    closed, unfinished = await wait_for_runs(client, run_ids, timeout=FAULT_RECOVERY_LIMIT_S)
+    tracebacks, warnings = worker.tracebacks(), worker.warning_lines()
+    figures.update(
+        runs=FAULT_RUNS, runsMidActionAtFault=in_flight, faultSeconds=round(over - began, 1),
+        lastRunEndedSecondsAfterFault=round(max(closed.values()) - over, 1) if closed and not unfinished else None,
+        unfinishedAfterSeconds={"seconds": FAULT_RECOVERY_LIMIT_S, "runs": len(unfinished)},
+        workerAlive=worker.alive, workerTracebacks=tracebacks, workerWarningLines=warnings,
+    )
+    assert worker.alive, f"the worker died:\n{worker.log_text()[-3000:]}"
+    assert not unfinished, f"{len(unfinished)} of {FAULT_RUNS} runs still running {FAULT_RECOVERY_LIMIT_S}s after the fault ended"
+    await check_load(database, tenant, run_ids, payloads, figures)
+    await assert_read_model_matches_temporal(database, client, run_ids)
+    assert tracebacks == 0, f"the worker logged {tracebacks} tracebacks for an expected, retried fault (an expected retry is one log line)"
+    assert warnings <= WARNING_LINES_PER_RUN * FAULT_RUNS, f"the worker logged {warnings} warnings for {FAULT_RUNS} runs (at most {WARNING_LINES_PER_RUN} a run)"
