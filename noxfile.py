@@ -43,11 +43,11 @@ def reliability(session: nox.Session) -> None:
     Each test starts its own Temporal dev server and workflow-worker processes, and each module
     that needs PostgreSQL a private cluster (initdb into a temporary directory; the server binaries
     must be installed, and CI fails without them). Every test appends its figures to
-    ``.nox/reliability/results.jsonl`` (``WFR_RELIABILITY_RESULTS`` overrides); docs/reliability.md
+    ``.nox/reliability-results.jsonl`` (``WFR_RELIABILITY_RESULTS`` overrides); docs/reliability.md
     says what each test injects and asserts. Pytest arguments go after ``--``.
     """
     _install_project(session, *TEST_DEPS)
-    results = os.environ.get("WFR_RELIABILITY_RESULTS") or str(ROOT / ".nox" / "reliability" / "results.jsonl")
+    results = os.environ.get("WFR_RELIABILITY_RESULTS") or str(ROOT / ".nox" / "reliability-results.jsonl")
     session.run("pytest", "tests/reliability", *session.posargs, env={"WFR_RELIABILITY_RESULTS": results})
 
 

@@ -76,9 +76,9 @@ AGREES_WITH = {
 
 
 def results_path() -> Path:
-    """Where the figures go: ``$WFR_RELIABILITY_RESULTS``, else ``.nox/reliability/results.jsonl``."""
+    """Where the figures go: ``$WFR_RELIABILITY_RESULTS``, else ``.nox/reliability-results.jsonl``."""
     explicit = os.environ.get(RESULTS_ENV)
-    return Path(explicit) if explicit else ROOT / ".nox" / "reliability" / "results.jsonl"
+    return Path(explicit) if explicit else ROOT / ".nox" / "reliability-results.jsonl"
 
 
 async def _wait_proc(proc: subprocess.Popen[bytes], timeout: float) -> int:
