@@ -27,9 +27,28 @@ def _install_project(session: nox.Session, *extra: str) -> None:
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Run the whole test suite against a real Temporal dev server, SQLite and (in CI) PostgreSQL."""
+    """Run the test suite against a real Temporal dev server, SQLite and (in CI) PostgreSQL.
+
+    The fault tests of ``tests/reliability`` take minutes and run in their own session
+    (``reliability``), so this one stays fast.
+    """
     _install_project(session, *TEST_DEPS)
-    session.run("pytest", "tests", *session.posargs)
+    session.run("pytest", "tests", "--ignore=tests/reliability", *session.posargs)
+
+
+@nox.session
+def reliability(session: nox.Session) -> None:
+    """Faults injected into real processes: kill -9 of workers, a Temporal restart, SQLite locks, PostgreSQL outages.
+
+    Each test starts its own Temporal dev server and workflow-worker processes, and each module
+    that needs PostgreSQL a private cluster (initdb into a temporary directory; the server binaries
+    must be installed, and CI fails without them). Every test appends its figures to
+    ``.nox/reliability-results.jsonl`` (``WFR_RELIABILITY_RESULTS`` overrides); docs/reliability.md
+    says what each test injects and asserts. Pytest arguments go after ``--``.
+    """
+    _install_project(session, *TEST_DEPS)
+    results = os.environ.get("WFR_RELIABILITY_RESULTS") or str(ROOT / ".nox" / "reliability-results.jsonl")
+    session.run("pytest", "tests/reliability", *session.posargs, env={"WFR_RELIABILITY_RESULTS": results})
 
 
 @nox.session

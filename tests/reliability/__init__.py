@@ -1,0 +1,1 @@
+"""The reliability suite: faults injected into real processes (`nox -s reliability`, docs/reliability.md)."""
