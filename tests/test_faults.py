@@ -356,3 +356,28 @@ def test_database_unavailability_is_infrastructure() -> None:
     assert is_database_unavailable(ConnectionRefusedError())
     assert not is_database_unavailable(sa_exc.IntegrityError("INSERT", {}, Orig("duplicate key", "23505")))
     assert not is_database_unavailable(ValueError("an action's own bug"))
+
+
+async def test_slow_actions_hold_no_database_connection(temporal_server: DevServer, tmp_path: Path) -> None:
+    """Twenty runs sleeping in core.delay at once hold no pooled connection while they sleep (they used to exhaust the pool)."""
+    database = Database(f"sqlite:///{tmp_path / 'pool.db'}")
+    with isolated_namespace() as namespace:
+        async with running_stack(temporal_server, namespace, database) as stack:
+            tenant = _tenant()
+            await _publish(stack, tenant, {"id": "sleepy", "version": 1, "name": "s", "steps": [_action("nap", "core.delay", {"ms": 2500})]})
+            runs = [await stack.launcher.launch(tenant, "sleepy", {}) for _ in range(20)]
+            pool = database.engine.sync_engine.pool
+            held = 0
+            while True:
+                async with database.sessions() as session:
+                    sleeping = (await session.execute(select(StepRow).where(StepRow.tenant == tenant, StepRow.status == "STARTED"))).scalars().all()
+                held = max(held, pool.checkedout())  # type: ignore[attr-defined]
+                if len(sleeping) == 20:
+                    break
+                await asyncio.sleep(0.05)
+            for _ in range(10):
+                held = max(held, pool.checkedout())  # type: ignore[attr-defined]
+                await asyncio.sleep(0.1)
+            views = await asyncio.gather(*(_finish(stack, r.run_id) for r in runs))
+    assert [v["status"] for v in views] == ["SUCCEEDED"] * 20
+    assert held <= 3, f"{held} connections were held while the actions slept"

@@ -143,13 +143,13 @@ async def data_delete(ctx: ActionContext, data: Any) -> Any:
 
 def register_builtins(registry: ActionRegistry) -> None:
     """Register the built-in actions (all version 1)."""
-    for action_id, handler in (
-        ("core.echo", echo),
-        ("core.fail", fail),
-        ("core.delay", delay),
-        ("data.set", data_set),
-        ("data.get", data_get),
-        ("data.increment", data_increment),
-        ("data.delete", data_delete),
+    for action_id, handler, uses_database in (
+        ("core.echo", echo, False),
+        ("core.fail", fail, False),
+        ("core.delay", delay, False),
+        ("data.set", data_set, True),
+        ("data.get", data_get, True),
+        ("data.increment", data_increment, True),
+        ("data.delete", data_delete, True),
     ):
-        registry.register(action_id, 1, handler, description=(handler.__doc__ or "").strip())
+        registry.register(action_id, 1, handler, description=(handler.__doc__ or "").strip(), uses_database=uses_database)

@@ -108,6 +108,11 @@ class ActionSpec:
     version: int
     handler: ActionHandler
     description: str = ""
+    #: Whether the handler uses ``ctx.connection``/``ctx.session``. Only then does an attempt
+    #: hold a database connection (one transaction with its ledger row) while the handler runs;
+    #: an action that calls out or sleeps should say ``False``, or a burst of slow calls holds
+    #: every pooled connection.
+    uses_database: bool = True
 
 
 class ActionRegistry:
@@ -117,8 +122,18 @@ class ActionRegistry:
         """Create an empty registry."""
         self._actions: dict[tuple[str, int], ActionSpec] = {}
 
-    def register(self, action_id: str, version: int, handler: ActionHandler, *, description: str = "", replace: bool = False) -> None:
+    def register(self, action_id: str, version: int, handler: ActionHandler, *, description: str = "", replace: bool = False, uses_database: bool = True) -> None:
         """Register a handler.
+
+        Args:
+            action_id: The id definitions call (``crm.createTicket``).
+            version: Its version.
+            handler: ``async def handler(ctx, input) -> output``.
+            description: Shown to authors.
+            replace: Replace an already registered version.
+            uses_database: The handler reads or writes the runtime database through the context
+                (its writes then commit with the attempt's ledger row); ``False`` runs it without
+                a connection held.
 
         Raises:
             ValueError: The version is already registered and ``replace`` is false.
@@ -126,7 +141,7 @@ class ActionRegistry:
         key = (action_id, version)
         if key in self._actions and not replace:
             raise ValueError(f"action {action_id!r} version {version} is already registered")
-        self._actions[key] = ActionSpec(action_id, version, handler, description)
+        self._actions[key] = ActionSpec(action_id, version, handler, description, uses_database)
 
     @overload
     def action(self, action_id: str, version: int) -> Callable[[ActionHandler], ActionHandler]: ...

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy import exc as sa_exc
@@ -107,6 +107,16 @@ def infrastructure_error(where: str, err: BaseException) -> ApplicationError:
     return ApplicationError(f"{where}: {_short(err)}", type="InfrastructureError", non_retryable=False, category=ApplicationErrorCategory.BENIGN)
 
 
+class _NoConnection:
+    """The ``ctx.connection`` of an action registered with ``uses_database=False``."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise RuntimeError("this action was registered with uses_database=False, so it has no database connection; register it with uses_database=True")
+
+
+_NO_CONNECTION = cast(AsyncConnection, _NoConnection())
+
+
 class _HandlerError(Exception):
     """An exception raised by an action's own code: that attempt's ``ActionError``."""
 
@@ -168,23 +178,29 @@ class RuntimeActivities:
         used: list[str] = []
         heartbeat = asyncio.create_task(_heartbeat())
         progress = _ProgressWrite(self._finish_step(req, "STARTED", None), self.progress_after) if self.progress_after is not None else None
+        spec = self.registry.get(req.action_id, req.action_version) if req.mock is None else None
         try:
             try:
-                async with self.database.engine.begin() as conn:
-                    recorded = (await conn.execute(_LEDGER_LOOKUP, {"p_tenant": req.tenant, "p_key": req.idempotency_key})).first()
+                if spec is not None and spec.uses_database:
+                    # the handler's writes, the ledger row and the step row commit together
+                    async with self.database.engine.begin() as conn:
+                        recorded = (await conn.execute(_LEDGER_LOOKUP, {"p_tenant": req.tenant, "p_key": req.idempotency_key})).first()
+                        if recorded is not None:
+                            await apply_projections(conn, req.tenant, req.run_id, _rows(req, "SUCCEEDED", started))
+                            return ActionResult(output=recorded[0], replayed=True)
+                        output = await self._invoke(req, conn, used)
+                        await self._record(conn, req, output, started)
+                else:
+                    # no connection is held while the handler runs (a slow call, a sleep)
+                    async with self.database.engine.connect() as conn:
+                        recorded = (await conn.execute(_LEDGER_LOOKUP, {"p_tenant": req.tenant, "p_key": req.idempotency_key})).first()
                     if recorded is not None:
-                        await apply_projections(conn, req.tenant, req.run_id, _rows(req, "SUCCEEDED", started))
+                        async with self.database.engine.begin() as conn:
+                            await apply_projections(conn, req.tenant, req.run_id, _rows(req, "SUCCEEDED", started))
                         return ActionResult(output=recorded[0], replayed=True)
-                    output = await self._invoke(req, conn, used)
-                    await conn.execute(
-                        _LEDGER_INSERT,
-                        {
-                            "tenant": req.tenant, "idempotency_key": req.idempotency_key, "run_id": req.run_id, "step_seq": req.seq,
-                            "step_path": req.step_path, "action_id": req.action_id, "action_version": req.action_version, "attempt": req.attempt,
-                            "mocked": req.mock is not None, "input": redact(req.input), "output": output, "created_at": utcnow(),
-                        },
-                    )
-                    await apply_projections(conn, req.tenant, req.run_id, _rows(req, "SUCCEEDED", started))
+                    output = await self._invoke(req, _NO_CONNECTION, used)
+                    async with self.database.engine.begin() as conn:
+                        await self._record(conn, req, output, started)
             finally:
                 if progress is not None:
                     await progress.settle()
@@ -220,6 +236,19 @@ class RuntimeActivities:
         if self.on_committed is not None:
             await self.on_committed(req)
         return ActionResult(output=output)
+
+    @staticmethod
+    async def _record(conn: AsyncConnection, req: ActionRequest, output: Any, started: Any) -> None:
+        """The attempt's ledger row and its SUCCEEDED step row (with the buffered rows before it)."""
+        await conn.execute(
+            _LEDGER_INSERT,
+            {
+                "tenant": req.tenant, "idempotency_key": req.idempotency_key, "run_id": req.run_id, "step_seq": req.seq,
+                "step_path": req.step_path, "action_id": req.action_id, "action_version": req.action_version, "attempt": req.attempt,
+                "mocked": req.mock is not None, "input": redact(req.input), "output": output, "created_at": utcnow(),
+            },
+        )
+        await apply_projections(conn, req.tenant, req.run_id, _rows(req, "SUCCEEDED", started))
 
     async def _invoke(self, req: ActionRequest, conn: AsyncConnection, used: list[str]) -> Any:
         """The action's output (or its mock's), secrets scrubbed, checked storable.
