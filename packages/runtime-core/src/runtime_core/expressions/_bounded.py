@@ -132,24 +132,29 @@ class BoundedJsonata(Jsonata):  # type: ignore[misc]
         return result
 
     def evaluate_equality_expression(self, lhs: Any, rhs: Any, op: Any) -> Any:
-        """``=``/``!=`` compare strings, arrays and objects in full: charged by the smaller side."""
-        if isinstance(lhs, (list, dict, str)) and isinstance(rhs, (list, dict, str)):
+        """``=``/``!=`` compare strings, arrays and objects in full: work by the smaller side."""
+        if isinstance(lhs, str) and isinstance(rhs, str):
+            self.budget.work(0, min(len(lhs), len(rhs)), "comparing strings with =")
+        elif isinstance(lhs, (list, dict)) and isinstance(rhs, (list, dict)):
             budget = self.budget
-            limit = budget.remaining()
-            budget.charge(min(deep_size(lhs, limit), deep_size(rhs, limit)), "comparing values with =")
+            limit = budget.remaining_items()
+            budget.work(min(deep_size(lhs, limit), deep_size(rhs, limit)), 0, "comparing arrays or objects with =")
         return super().evaluate_equality_expression(lhs, rhs, op)
 
     def evaluate_comparison_expression(self, lhs: Any, rhs: Any, op: Any) -> Any:
-        """``<``, ``<=``, ``>``, ``>=`` on strings: charged by the shorter string."""
+        """``<``, ``<=``, ``>``, ``>=`` on strings: work by the shorter string."""
         if isinstance(lhs, str) and isinstance(rhs, str):
-            self.budget.charge(min(len(lhs), len(rhs)), "comparing strings")
+            self.budget.work(0, min(len(lhs), len(rhs)), "comparing strings")
         return super().evaluate_comparison_expression(lhs, rhs, op)
 
     def evaluate_includes_expression(self, lhs: Any, rhs: Any) -> Any:
         """``in``: one comparison per item of the right-hand side."""
         if isinstance(rhs, list):
             budget = self.budget
-            budget.charge(len(rhs) * max(1, deep_size(lhs, budget.remaining())), "the comparisons of 'in'")
+            if isinstance(lhs, str):
+                budget.work(len(rhs), len(rhs) * len(lhs), "the comparisons of 'in'")
+            else:
+                budget.work(len(rhs) * max(1, deep_size(lhs, budget.remaining_items())), 0, "the comparisons of 'in'")
         return super().evaluate_includes_expression(lhs, rhs)
 
     def flatten(self, arg: Any, flattened: Any) -> Any:
@@ -184,7 +189,8 @@ PreCheck = Callable[[Budget, Sequence[Any]], None]
 class _Guarded(Jsonata.JNativeFunction):  # type: ignore[misc]
     """A built-in function that charges the budget of the evaluation calling it."""
 
-    charge_args: bool
+    reads_args: bool
+    charges_result: bool
     pre: PreCheck | None
 
     def call(self, input: Any, args: Any) -> Any:
@@ -192,17 +198,19 @@ class _Guarded(Jsonata.JNativeFunction):  # type: ignore[misc]
         if budget is None:
             return super().call(input, args)
         what = f"${self.function_name}"
-        if self.charge_args and args:
-            units = 0
+        if self.reads_args and args:
+            items = chars = 0
             for arg in args:
-                if isinstance(arg, (str, list, dict)):
-                    units += len(arg)
-            if units:
-                budget.charge(units, f"the arguments of {what}")
+                if isinstance(arg, str):
+                    chars += len(arg)
+                elif isinstance(arg, (list, dict)):
+                    items += len(arg)
+            if items or chars:
+                budget.work(items, chars, f"the arguments of {what}")
         if self.pre is not None:
             self.pre(budget, args or ())
         result = Functions._call(self.method, self.nargs, args)
-        if isinstance(result, (str, list, dict)):
+        if self.charges_result and isinstance(result, (str, list, dict)):
             budget.charge(len(result), f"the result of {what}")
         return result
 
@@ -214,7 +222,7 @@ def _arg(args: Sequence[Any], index: int) -> Any:
 def _pre_pad(budget: Budget, args: Sequence[Any]) -> None:
     string, width = _arg(args, 0), _arg(args, 1)
     if isinstance(string, str) and isinstance(width, (int, float)) and not isinstance(width, bool) and math.isfinite(width):
-        budget.charge(max(0, abs(int(width)) - len(string)), "the padding of $pad")
+        budget.charge(max(len(string), abs(int(width))), "the string built by $pad")
 
 
 def _pre_join(budget: Budget, args: Sequence[Any]) -> None:
@@ -264,26 +272,26 @@ def _pre_clone(budget: Budget, args: Sequence[Any]) -> None:
 def _pre_keys(budget: Budget, args: Sequence[Any]) -> None:
     value = _arg(args, 0)
     if isinstance(value, list):
-        budget.charge(sum(len(item) for item in value if isinstance(item, dict)), "the keys read by $keys")
+        budget.work(sum(len(item) for item in value if isinstance(item, dict)), 0, "the keys read by $keys")
 
 
 def _pre_merge(budget: Budget, args: Sequence[Any]) -> None:
     value = _arg(args, 0)
     if isinstance(value, list):
-        budget.charge(sum(len(item) for item in value if isinstance(item, dict)), "the members merged by $merge")
+        budget.work(sum(len(item) for item in value if isinstance(item, dict)), 0, "the members merged by $merge")
 
 
 def _pre_lookup(budget: Budget, args: Sequence[Any]) -> None:
     value = _arg(args, 0)
     if isinstance(value, list):
         count = 0
-        limit = budget.remaining()
+        limit = budget.remaining_items()
         stack: list[Any] = [value]
         while stack and count <= limit:
             node = stack.pop()
             count += len(node)
             stack.extend(item for item in node if isinstance(item, list))
-        budget.charge(count, "the items searched by $lookup")
+        budget.work(count, 0, "the items searched by $lookup")
 
 
 def _pre_eval(budget: Budget, args: Sequence[Any]) -> None:
@@ -358,7 +366,7 @@ def _distinct(arr: Any) -> Any:
     for item in arr:
         if isinstance(item, (list, dict)):
             if budget is not None and containers:
-                budget.charge(len(containers) * deep_size(item, budget.remaining()), "the comparisons of $distinct")
+                budget.work(len(containers) * deep_size(item, budget.remaining_items()), 0, "the comparisons of $distinct")
             if item not in containers:
                 containers.append(item)
                 results.append(item)
@@ -475,36 +483,40 @@ def _replace(string: Any, pattern: Any, replacement: Any, limit: Any) -> Any:
 
 # ------------------------------------------------------------------------------ the table
 
-#: name → (charge the length of string/array arguments, pre-call check, replacement implementation)
-_TABLE: dict[str, tuple[bool, PreCheck | None, Callable[..., Any] | None]] = {
-    "pad": (True, _pre_pad, None),
-    "join": (True, _pre_join, None),
-    "string": (True, _pre_string, None),
-    "clone": (True, _pre_clone, None),
-    "keys": (True, _pre_keys, None),
-    "merge": (True, _pre_merge, None),
-    "lookup": (True, _pre_lookup, None),
-    "eval": (True, _pre_eval, None),
-    "fromMillis": (True, _pre_picture(1), None),
-    "formatInteger": (True, _pre_picture(1), None),
-    "formatNumber": (True, _pre_format_number, None),
-    "shuffle": (True, None, _shuffle),
-    "distinct": (True, None, _distinct),
-    "replace": (True, None, _replace),
+#: name → (the function reads its string/array arguments in full: counted as work, its result is
+#: charged as built (False where the pre-call check or the function itself already charged what it
+#: builds), pre-call check, replacement implementation). Unlisted: (True, True, None, None).
+_TABLE: dict[str, tuple[bool, bool, PreCheck | None, Callable[..., Any] | None]] = {
+    "pad": (True, False, _pre_pad, None),
+    "join": (True, False, _pre_join, None),
+    "string": (True, False, _pre_string, None),
+    "clone": (True, False, _pre_clone, None),
+    "keys": (True, True, _pre_keys, None),
+    "merge": (True, True, _pre_merge, None),
+    "lookup": (True, True, _pre_lookup, None),
+    "eval": (True, True, _pre_eval, None),
+    "fromMillis": (True, True, _pre_picture(1), None),
+    "formatInteger": (True, True, _pre_picture(1), None),
+    "formatNumber": (True, True, _pre_format_number, None),
+    "shuffle": (True, True, None, _shuffle),
+    "distinct": (True, True, None, _distinct),
+    "replace": (True, False, None, _replace),  # charges each piece it builds
+    "match": (True, False, None, None),  # each match is charged as the regex finds it
     # constant time whatever the size of their argument
-    "count": (False, None, None),
-    "exists": (False, None, None),
-    "type": (False, None, None),
-    "length": (False, None, None),
-    "error": (False, None, None),
-    "assert": (False, None, None),
+    "count": (False, True, None, None),
+    "exists": (False, True, None, None),
+    "type": (False, True, None, None),
+    "length": (False, True, None, None),
+    "error": (False, True, None, None),
+    "assert": (False, True, None, None),
 }
 
 
-def _guarded(original: Any, charge_args: bool, pre: PreCheck | None, method: Callable[..., Any] | None) -> _Guarded:
+def _guarded(original: Any, reads_args: bool, charges_result: bool, pre: PreCheck | None, method: Callable[..., Any] | None) -> _Guarded:
     guarded = _Guarded.__new__(_Guarded)
     guarded.__dict__.update(original.__dict__)  # same name, signature and implementation
-    guarded.charge_args = charge_args
+    guarded.reads_args = reads_args
+    guarded.charges_result = charges_result
     guarded.pre = pre
     if method is not None:
         guarded.method = method
@@ -516,8 +528,8 @@ def _build_guarded() -> dict[str, _Guarded]:
     table: dict[str, _Guarded] = {}
     for name, value in Jsonata.static_frame.bindings.items():
         if isinstance(value, Jsonata.JNativeFunction) and name not in ("now", "millis", "random"):
-            charge_args, pre, method = _TABLE.get(name, (True, None, None))
-            table[name] = _guarded(value, charge_args, pre, method)
+            reads_args, charges_result, pre, method = _TABLE.get(name, (True, True, None, None))
+            table[name] = _guarded(value, reads_args, charges_result, pre, method)
     return table
 
 

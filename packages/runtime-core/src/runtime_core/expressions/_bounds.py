@@ -19,10 +19,12 @@ from typing import Any, Final
 from jsonata.utils import Utils
 
 __all__ = [
+    "CHARS_PER_STEP",
     "DEFAULT_MAX_DEPTH",
     "DEFAULT_MAX_SIZE",
     "DEFAULT_MAX_STEPS",
     "DEFAULT_TIMEOUT_MS",
+    "ITEMS_PER_STEP",
     "Budget",
     "BudgetExceeded",
     "ExpressionRefused",
@@ -37,9 +39,15 @@ __all__ = [
 DEFAULT_MAX_STEPS: Final = 100_000
 #: Nesting of evaluation steps (recursion of the evaluator, which grows with function recursion).
 DEFAULT_MAX_DEPTH: Final = 500
-#: Size units one evaluation may build or walk: one per character of a built string, one per item
-#: of a built array or object, and the length of the arrays and strings that functions work on.
+#: Size units one evaluation may build: one per character of a built string, one per item of a
+#: built array or object (including the sequences that path steps build).
 DEFAULT_MAX_SIZE: Final = 1_000_000
+#: Work on existing data (a built-in function reading its arguments, ``=``/``in`` comparing
+#: values) counts as evaluation steps: one step per this many array items or object members
+#: (jsonata-python checks a function's signature item by item, about 1 µs an item)...
+ITEMS_PER_STEP: Final = 2
+#: ... and one per this many characters (string functions run in C, about 1 ns a character).
+CHARS_PER_STEP: Final = 1000
 #: Wall-clock backstop (non-deterministic, fails the workflow task): below Temporal's 2 s
 #: deadlock detector, far above what the deterministic budgets allow.
 DEFAULT_TIMEOUT_MS: Final = 1_500
@@ -125,6 +133,14 @@ class Budget:
         self.steps += steps
         if self.steps > self.max_steps:
             raise BudgetExceeded("steps", self.max_steps, what)
+
+    def work(self, items: int, chars: int, what: str) -> None:
+        """Count work on existing data as steps (:data:`ITEMS_PER_STEP`, :data:`CHARS_PER_STEP`)."""
+        self.charge_steps(-(-items // ITEMS_PER_STEP) - (-chars // CHARS_PER_STEP), what)
+
+    def remaining_items(self) -> int:
+        """Items of work still available within the step budget (a limit for bounded walks)."""
+        return max(0, self.max_steps - self.steps) * ITEMS_PER_STEP
 
     def check_clock(self) -> None:
         """Raise :class:`WallClockExceeded` when the backstop deadline has passed."""
