@@ -12,6 +12,7 @@ import random
 import time
 import tracemalloc
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -343,3 +344,85 @@ async def test_registering_a_task_schema_checks_it(tmp_path: object) -> None:
             await register_task_definition(database, "acme", "approve", {"$ref": "https://example.com/x.json"})
     finally:
         await database.dispose()
+
+
+# ------------------------------------------------------------------------ real runs (Temporal)
+
+_RUNAWAY = "($f := function($n){$f($n+1)}; $f(0))"
+
+
+async def test_hostile_expressions_in_runs_end_and_others_keep_running(stack: object) -> None:
+    """On a real worker: a hostile expression inside control.tryCatch ends SUCCEEDED through catch,
+    one without catch ends FAILED with an ExpressionError (not stuck RUNNING, as it was: the
+    workflow task failed on the deadlock detector forever), a catastrophic regex takes no time,
+    and a normal run launched alongside keeps its pace."""
+    import asyncio
+    import uuid
+
+    from runtime_bootstrap._stack import Stack
+    from runtime_core.publishing import publish_definitions
+    from runtime_core.readmodel import run_view
+
+    assert isinstance(stack, Stack)
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+
+    def assign(step_id: str, **values: str) -> dict[str, object]:
+        return {"id": step_id, "type": "transform.assign", "config": {"assign": {k: {"$expr": v} for k, v in values.items()}}}
+
+    definitions = [
+        {"id": "caught", "version": 1, "name": "caught", "steps": [
+            {"id": "guard", "type": "control.tryCatch", "captureErrorAs": "err",
+             "try": [assign("loop", x=_RUNAWAY), assign("range", y="($n := 10000000; [1..$n])")],
+             "catch": [assign("handled", code="vars.err.code", bound="vars.err.details.bound", category="vars.err.category")]}]},
+        {"id": "uncaught", "version": 1, "name": "uncaught", "steps": [assign("grid", z="[1..1e4].([1..1e4])")]},
+        {"id": "regex", "version": 1, "name": "regex", "steps": [
+            assign("match", m=f'$match("{EVIL_INPUT}", {CATASTROPHIC})', found="$contains(payload.s, /b+/)"),
+            {"id": "guard", "type": "control.tryCatch", "captureErrorAs": "err",
+             "try": [assign("eval", e="$eval(payload.source)")], "catch": [assign("handled", code="vars.err.code")]}]},
+        {"id": "normal", "version": 1, "name": "normal", "steps": [
+            {"id": "each", "type": "control.forEach", "items": {"$expr": "[1..5]"}, "itemVar": "n", "body": [
+                {"id": "echo", "type": "action.call", "config": {"actionId": "core.echo", "version": 1, "inputMapping": {"n": {"$expr": "n"}}, "saveAs": "echoed"}},
+                assign("sum", total="$sum([vars.total, vars.echoed.n])")]}]},
+    ]
+    outcome = await publish_definitions(stack.database, stack.registry, tenant, definitions)
+    assert outcome.published, outcome.errors
+
+    started = asyncio.get_running_loop().time()
+    normal = await stack.launcher.launch(tenant, "normal", {})
+    runs = {
+        "caught": await stack.launcher.launch(tenant, "caught", {}),
+        "uncaught": await stack.launcher.launch(tenant, "uncaught", {}),
+        "regex": await stack.launcher.launch(tenant, "regex", {"s": "abbbc", "source": "$match('aa', /(a)\\1/)"}),
+    }
+
+    async def finish(launched: Any) -> dict[str, Any]:
+        handle = stack.client.get_workflow_handle(launched.temporal_workflow_id)
+        try:
+            await asyncio.wait_for(handle.result(), timeout=60)
+        except TimeoutError:
+            raise AssertionError(f"run {launched.run_id} never ended") from None
+        except Exception:
+            pass  # a failed run
+        for _ in range(100):  # the read model follows Temporal
+            view = await run_view(stack.database, launched.run_id)
+            if view is not None and view["status"] not in ("RUNNING", "WAITING", "PENDING"):
+                return view
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"run {launched.run_id} has no terminal status in the read model")
+
+    views = dict(zip(runs, await asyncio.gather(*(finish(r) for r in runs.values())), strict=True))
+    normal_view = await finish(normal)
+    elapsed = asyncio.get_running_loop().time() - started
+
+    caught = views["caught"]
+    assert caught["status"] == "SUCCEEDED", caught
+    assert caught["vars"]["code"] == BUDGET_CODE and caught["vars"]["bound"] == "steps" and caught["vars"]["category"] == "ExpressionError"
+    uncaught = views["uncaught"]
+    assert uncaught["status"] == "FAILED", uncaught
+    assert uncaught["error"]["category"] == "ExpressionError" and uncaught["error"]["code"] == BUDGET_CODE
+    assert "1,000,000 size units" in uncaught["error"]["message"]
+    regex = views["regex"]
+    assert regex["status"] == "SUCCEEDED", regex
+    assert regex["vars"]["m"] is None and regex["vars"]["found"] is True and regex["vars"]["code"] == REGEX_UNSUPPORTED_CODE
+    assert normal_view["status"] == "SUCCEEDED" and normal_view["vars"]["total"] == 15
+    assert elapsed < 30, elapsed  # five actions; nothing waited on a stuck workflow task
