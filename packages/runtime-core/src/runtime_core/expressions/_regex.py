@@ -85,10 +85,10 @@ def translate(pattern: str) -> str:
 
 
 def _error_text(err: Exception) -> str:
-    text = str(err.args[0]) if err.args else str(err)
-    if text.startswith("b'") or text.startswith('b"'):
-        text = text[2:-1]
-    return text
+    reason = err.args[0] if err.args else str(err)
+    if isinstance(reason, bytes):  # google-re2 reports RE2's message as UTF-8 bytes
+        return reason.decode("utf-8", "replace")
+    return str(reason)
 
 
 @functools.lru_cache(maxsize=1024)
