@@ -189,6 +189,13 @@ def test_regex_re2_cannot_run_is_refused(regex: str) -> None:
     assert error.info.catchable and error.info.code == REGEX_UNSUPPORTED_CODE and "RE2" in error.info.message
 
 
+def test_to_millis_picture_regex_re2_cannot_run() -> None:
+    """A $toMillis picture's literal text becomes a regex: one RE2 cannot run is a catchable error."""
+    error, _elapsed = _fails(ExpressionEngine(), r'$toMillis("abb", "(a)(b)\\2")')  # ^((a)(b)\2)$
+    assert error.info.code == REGEX_UNSUPPORTED_CODE and "RE2" in error.info.message
+    assert ExpressionEngine().evaluate('$toMillis("2018-02-01", "[Y]-[M]-[D]")', {}) == 1517443200000
+
+
 def test_format_number_separator_cannot_inject_a_pattern() -> None:
     """jsonata-python pastes some $formatNumber options into a regex: they must be one character."""
     engine = ExpressionEngine()

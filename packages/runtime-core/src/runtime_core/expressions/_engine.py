@@ -196,6 +196,8 @@ class CompiledExpression:
             raise RunError(self._expression_error(err)) from None
         except ExpressionRefused as err:
             raise RunError(RuntimeErrorInfo(category="ExpressionError", code=err.code, message=f"{err} (in {_shown(self.source)})")) from None
+        except RegexUnsupported as err:  # a regex built at run time ($toMillis pictures)
+            raise RunError(RuntimeErrorInfo(category="ExpressionError", code=REGEX_UNSUPPORTED_CODE, message=f"{err} (in {_shown(self.source)})")) from None
         except RecursionError:
             raise RunError(
                 RuntimeErrorInfo(category="ExpressionError", message=f"expression {_shown(self.source)} recursed too deeply")
