@@ -5,22 +5,41 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import threading
+import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import jsonschema
+import jsonschema._utils
 from pydantic import ValidationError
+from referencing import Registry
+from referencing.jsonschema import DRAFT202012
 
 from runtime_core.dsl._models import SEQUENCE_KEYS, WorkflowDefinition
 from runtime_core.dsl._paths import PathError, parse_assign_path
-from runtime_core.expressions import ExpressionEngine
+from runtime_core.expressions import ExpressionEngine, ExpressionRegexUnsupported, RegexUnsupported, compile_re2
 
-__all__ = ["MAX_RANGE_ITEMS", "Problem", "ValidationContext", "canonical_json", "definition_hash", "parsed_definition", "schema_problems", "validate_definition"]
+__all__ = [
+    "MAX_EXPRESSION_CHARS",
+    "MAX_RANGE_ITEMS",
+    "Problem",
+    "ValidationContext",
+    "canonical_json",
+    "definition_hash",
+    "parsed_definition",
+    "schema_definition_problems",
+    "schema_problems",
+    "validate_definition",
+]
 
 #: Largest range literal (`[a..b]`) an expression may contain.
 MAX_RANGE_ITEMS = 100_000
 _RANGE_LITERAL = re.compile(r"\[\s*(-?\d+)\s*\.\.\s*(-?\d+)\s*\]")
+#: Longest expression text. Workers compile an expression inside workflow code the first time they
+#: evaluate it, at about 7 µs a character: 10,000 characters compile in about 70 ms.
+MAX_EXPRESSION_CHARS = 10_000
 
 
 @dataclass(frozen=True)
@@ -81,14 +100,184 @@ def parsed_definition(digest: str, document: dict[str, Any]) -> WorkflowDefiniti
     return parsed
 
 
+# ------------------------------------------------------------------------- JSON Schema
+#
+# Schemas authors write (a definition's payloadSchema, a human.task's inline formSchema, a
+# registered task type's form schema) are applied at launch and at task completion. Their
+# regular expressions run with RE2 (linear time): jsonschema's own `pattern` and
+# `patternProperties` use Python's backtracking `re`, so one catastrophic pattern made a launch
+# take seconds. `pattern` and `patternProperties` are replaced through `validators.extend`; the
+# helpers jsonschema uses for `additionalProperties` and `unevaluatedProperties` read the `re`
+# module of `jsonschema._utils`, which is given RE2 while (and only while) this module validates.
+
+_schema_local = threading.local()
+
+
+class _SchemaRe:
+    """The ``re`` that ``jsonschema._utils`` sees: RE2 while :func:`schema_problems` runs."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(re, name)
+
+    @staticmethod
+    def search(pattern: Any, string: Any, flags: int = 0) -> Any:
+        if getattr(_schema_local, "re2", False) and isinstance(pattern, str) and not flags:
+            return compile_re2(pattern).search(string)
+        return re.search(pattern, string, flags)
+
+
+jsonschema._utils.re = _SchemaRe()
+
+
+def _re2_pattern(validator: Any, patrn: Any, instance: Any, schema: Any) -> Iterator[jsonschema.ValidationError]:
+    if validator.is_type(instance, "string") and compile_re2(patrn).search(instance) is None:
+        yield jsonschema.ValidationError(f"{instance!r} does not match {patrn!r}")
+
+
+def _re2_pattern_properties(validator: Any, pattern_properties: Any, instance: Any, schema: Any) -> Iterator[jsonschema.ValidationError]:
+    if not validator.is_type(instance, "object"):
+        return
+    for pattern, subschema in pattern_properties.items():
+        compiled = compile_re2(pattern)
+        for key, value in instance.items():
+            if compiled.search(key):
+                yield from validator.descend(value, subschema, path=key, schema_path=pattern)
+
+
+_Re2Validator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator, {"pattern": _re2_pattern, "patternProperties": _re2_pattern_properties}
+)
+
+
+def _is_regex(instance: object) -> bool:
+    """The metaschema's ``format: regex``, RE2's way (``\\p{L}`` is fine; what RE2 cannot run is
+    reported separately, with a clearer message)."""
+    if not isinstance(instance, str):
+        return True
+    try:
+        compile_re2(instance)
+    except RegexUnsupported:
+        return True
+    except re.error:
+        return False
+    return True
+
+
+_SCHEMA_FORMATS = jsonschema.FormatChecker()
+_SCHEMA_FORMATS.checkers = dict(jsonschema.Draft202012Validator.FORMAT_CHECKER.checkers)
+_SCHEMA_FORMATS.checks("regex")(_is_regex)
+
+#: Keywords whose value is one subschema, a map of subschemas, or a list of subschemas.
+_ONE_SCHEMA = ("additionalProperties", "propertyNames", "items", "contains", "not", "if", "then", "else", "unevaluatedItems", "unevaluatedProperties", "additionalItems")
+_SCHEMA_MAP = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
+_SCHEMA_LIST = ("allOf", "anyOf", "oneOf", "prefixItems", "items")
+_BASE_URI = "urn:wfr:schema"
+
+
+def _schema_path(where: str, parts: tuple[Any, ...]) -> str:
+    return where + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts)
+
+
+def _subschemas(schema: dict[str, Any]) -> Iterator[tuple[tuple[Any, ...], Any]]:
+    for key in _ONE_SCHEMA:
+        if isinstance(schema.get(key), dict):
+            yield (key,), schema[key]
+    for key in _SCHEMA_MAP:
+        if isinstance(schema.get(key), dict):
+            for name, sub in schema[key].items():
+                if isinstance(sub, dict):
+                    yield (key, name), sub
+    for key in _SCHEMA_LIST:
+        if isinstance(schema.get(key), list):
+            for index, sub in enumerate(schema[key]):
+                if isinstance(sub, dict):
+                    yield (key, index), sub
+
+
+def schema_definition_problems(schema: Any, where: str) -> list[tuple[str, str, str]]:
+    """What keeps an authored JSON Schema (2020-12) from being applied safely, as
+    ``(code, path, message)``; paths start at ``where`` (``payloadSchema``, ``config.formSchema``).
+
+    Checks that it is a valid schema, that every ``pattern`` and ``patternProperties`` regex runs
+    with RE2, and that every ``$ref``/``$dynamicRef`` is local to the schema (``#...``) and
+    resolves: a remote reference would be fetched (or fail) at launch.
+    """
+    if not isinstance(schema, dict):
+        return [("INVALID_SCHEMA", where, "must be a JSON Schema object")]
+    problems: list[tuple[str, str, str]] = []
+    try:
+        for error in jsonschema.Draft202012Validator(
+            jsonschema.Draft202012Validator.META_SCHEMA, format_checker=_SCHEMA_FORMATS
+        ).iter_errors(schema):
+            problems.append(("INVALID_SCHEMA", _schema_path(where, tuple(error.absolute_path)), f"is not a valid JSON Schema: {error.message}"))
+            break  # the first one is enough to act on
+    except Exception as err:  # a schema so odd that the metaschema check itself fails
+        return [("INVALID_SCHEMA", where, f"is not a valid JSON Schema ({type(err).__name__}: {err})")]
+    try:
+        resource = DRAFT202012.create_resource(schema)
+        registry: Registry[Any] = Registry().with_resource(resource.id() or _BASE_URI, resource).crawl()
+    except Exception as err:
+        return [*problems, ("INVALID_SCHEMA", where, f"its identifiers cannot be resolved ({type(err).__name__}: {err})")]
+    stack: list[tuple[tuple[Any, ...], dict[str, Any], str]] = [((), schema, resource.id() or _BASE_URI)]
+    seen = 0
+    while stack and seen < 10_000:
+        parts, node, base = stack.pop()
+        seen += 1
+        if isinstance(node.get("$id"), str) and parts:
+            base = urllib.parse.urljoin(base, node["$id"])
+        for keyword in ("$ref", "$dynamicRef"):
+            ref = node.get(keyword)
+            if not isinstance(ref, str):
+                continue
+            path = _schema_path(where, (*parts, keyword))
+            if not ref.startswith("#"):
+                problems.append(("SCHEMA_REF_NOT_LOCAL", path, f"{ref!r} is not a reference within this schema; only local references ('#/$defs/...') are supported: copy the referenced schema into $defs"))
+                continue
+            try:
+                registry.resolver(base_uri=base).lookup(ref)
+            except Exception as err:
+                problems.append(("SCHEMA_REF_UNRESOLVABLE", path, f"{ref!r} does not resolve within this schema ({type(err).__name__}); point it at an existing subschema"))
+        regexes: list[tuple[tuple[Any, ...], Any]] = []
+        if isinstance(node.get("pattern"), str):
+            regexes.append(((*parts, "pattern"), node["pattern"]))
+        if isinstance(node.get("patternProperties"), dict):
+            regexes.extend(((*parts, "patternProperties", key), key) for key in node["patternProperties"])
+        for regex_parts, regex in regexes:
+            try:
+                compile_re2(regex)
+            except RegexUnsupported as err:
+                problems.append(("SCHEMA_REGEX_UNSUPPORTED", _schema_path(where, regex_parts), str(err)))
+            except re.error as err:
+                problems.append(("INVALID_SCHEMA", _schema_path(where, regex_parts), str(err)))
+        stack.extend(((*parts, *sub_parts), sub, base) for sub_parts, sub in _subschemas(node))
+    return problems
+
+
+def _path_key(error: jsonschema.ValidationError) -> list[tuple[int, str]]:
+    return [(0, f"{p:012d}") if isinstance(p, int) else (1, str(p)) for p in error.absolute_path]
+
+
 def schema_problems(schema: dict[str, Any], instance: Any, root: str) -> list[dict[str, str]]:
     """Every way ``instance`` fails a JSON Schema (2020-12), as ``{path, message}`` sorted by path.
 
     Paths start at ``root`` (``payload.amount``, ``response.items[2]``), so launch and task errors
-    name the failing field the same way.
+    name the failing field the same way. Regular expressions run with RE2. Never raises: a schema
+    that cannot be applied (one published before these checks existed) is itself reported as a
+    problem at ``root``.
     """
-    errors = sorted(jsonschema.Draft202012Validator(schema).iter_errors(instance), key=lambda e: list(e.absolute_path))
-    return [{"path": root + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in e.absolute_path), "message": e.message} for e in errors]
+    try:
+        _schema_local.re2 = True
+        try:
+            errors = sorted(_Re2Validator(schema).iter_errors(instance), key=_path_key)
+        finally:
+            _schema_local.re2 = False
+        return [{"path": root + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in e.absolute_path), "message": e.message} for e in errors]
+    except Exception as err:
+        return [{"path": root, "message": f"the schema cannot be applied ({type(err).__name__}: {str(err)[:300]}); fix the schema and publish again"}]
+
+
+def _shown(source: str, limit: int = 200) -> str:
+    return repr(source if len(source) <= limit else source[: limit - 1] + "…")
 
 
 def _iter_steps(steps: Any, path: str, loop_locals: tuple[str, ...] = ()) -> Iterator[tuple[str, dict[str, Any], tuple[str, ...]]]:
@@ -197,10 +386,8 @@ def _semantic_problems(data: dict[str, Any], ctx: ValidationContext) -> list[Pro
     seen: dict[str, str] = {}
 
     if "payloadSchema" in data and data["payloadSchema"] is not None:
-        try:
-            jsonschema.Draft202012Validator.check_schema(data["payloadSchema"])
-        except jsonschema.SchemaError as err:
-            problems.append(Problem("error", "root", None, "INVALID_PAYLOAD_SCHEMA", f"payloadSchema is not a valid JSON Schema: {err.message}"))
+        for code, path, message in schema_definition_problems(data["payloadSchema"], "payloadSchema"):
+            problems.append(Problem("error", "root", None, "INVALID_PAYLOAD_SCHEMA" if code == "INVALID_SCHEMA" else code, f"{path}: {message}"))
 
     for step_path, step, loop_locals in _iter_steps(data.get("steps"), "root.steps"):
         step_id = step.get("id") if isinstance(step.get("id"), str) else None
@@ -211,9 +398,14 @@ def _semantic_problems(data: dict[str, Any], ctx: ValidationContext) -> list[Pro
             else:
                 seen[step_id] = step_path
         for where, source in _expressions_in({k: v for k, v in step.items() if k not in ("id", "type", "name")}, ""):
+            if len(source) > MAX_EXPRESSION_CHARS:
+                problems.append(Problem("error", step_path, step_id, "EXPRESSION_TOO_LONG", f"{where}: the expression has {len(source):,} characters, more than {MAX_EXPRESSION_CHARS:,}; split it over several steps or move data into the payload"))
+                continue
             parse_error = ctx.engine.parse_problem(source)
-            if parse_error is not None:
-                problems.append(Problem("error", step_path, step_id, "EXPRESSION_PARSE", f"{where}: {source!r} does not parse: {parse_error}"))
+            if isinstance(parse_error, ExpressionRegexUnsupported):
+                problems.append(Problem("error", step_path, step_id, "EXPRESSION_REGEX_UNSUPPORTED", f"{where}: {parse_error}"))
+            elif parse_error is not None:
+                problems.append(Problem("error", step_path, step_id, "EXPRESSION_PARSE", f"{where}: {_shown(source)} does not parse: {parse_error}"))
             for low, high in _RANGE_LITERAL.findall(source):
                 if int(high) - int(low) + 1 > MAX_RANGE_ITEMS:
                     problems.append(Problem("error", step_path, step_id, "EXPRESSION_UNBOUNDED", f"{where}: range [{low}..{high}] has more than {MAX_RANGE_ITEMS:,} items; page through the data instead"))
@@ -234,6 +426,9 @@ def _semantic_problems(data: dict[str, Any], ctx: ValidationContext) -> list[Pro
             wf_id, wf_version = step.get("workflowId"), step.get("workflowVersion")
             if isinstance(wf_id, str) and isinstance(wf_version, int) and not ctx.is_workflow_published(wf_id, wf_version):
                 problems.append(Problem("error", step_path, step_id, "WORKFLOW_NOT_PUBLISHED", f"workflow {wf_id!r} version {wf_version} is not published; publish it first or in the same batch"))
+        elif step_type == "human.task" and config.get("formSchema") is not None:
+            for code, path, message in schema_definition_problems(config["formSchema"], "config.formSchema"):
+                problems.append(Problem("error", step_path, step_id, "INVALID_FORM_SCHEMA" if code == "INVALID_SCHEMA" else code, f"{path}: {message}"))
         elif step_type == "time.wait":
             has_duration, has_until = config.get("durationMs") is not None, config.get("until") is not None
             if has_duration == has_until:

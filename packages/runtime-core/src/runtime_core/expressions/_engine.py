@@ -1,108 +1,83 @@
-"""JSONata evaluation for deterministic workflow code.
+"""JSONata evaluation for deterministic workflow code, within deterministic budgets.
 
 Facts about jsonata-python 0.7.1 that shape this module:
 
 * Its per-call input validation walks the whole input document on every evaluation, so cost
   grows with the size of the context. Our contexts are built from JSON only, so validation is
   switched off and the cost no longer depends on context size.
-* Its time/depth bounds are off by default, the timeout clock starts at compile time and the
-  depth counter is not reset after an error: the bounds are re-armed before each evaluation.
-* ``$now()``, ``$millis()`` and ``$random()`` would read the host clock and random generator;
-  they are rebound to a per-thread clock that the interpreter sets to Temporal's deterministic
-  time and seeded random before it evaluates.
+* Its only bounds are a depth counter and a wall-clock timeout (``Timebox``). Neither stops a
+  tail-recursive loop or a step that builds a huge value deterministically, so each evaluation
+  here runs with a fresh :class:`~runtime_core.expressions._bounds.Budget` of evaluation steps,
+  nesting depth and size (see ``_bounded`` for where it is charged, ``docs/expressions.md`` for
+  the limits and their measured worst cases). Exceeding one is a catchable ``ExpressionError``,
+  the same on every replay. The wall clock remains as a backstop only.
+* Regex literals are compiled with RE2 (``_regex``), which matches in linear time.
+* ``$now()``, ``$millis()``, ``$random()`` and ``$shuffle()`` read the per-thread clock that the
+  interpreter binds to Temporal's deterministic time and seeded random (``_clock``).
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
-import jsonata
 from jsonata import jexception
+from jsonata.jsonata import Jsonata
 
 from runtime_core.errors import RunError, RuntimeErrorInfo
+from runtime_core.expressions._bounded import BoundedJsonata
+from runtime_core.expressions._bounds import (
+    DEFAULT_MAX_DEPTH,
+    DEFAULT_MAX_SIZE,
+    DEFAULT_MAX_STEPS,
+    DEFAULT_TIMEOUT_MS,
+    Budget,
+    BudgetExceeded,
+    ExpressionRefused,
+    WallClockExceeded,
+    finish_result,
+)
+from runtime_core.expressions._clock import ExpressionClock, format_instant, millis, now, random, use_clock
+from runtime_core.expressions._regex import RegexUnsupported
 
 __all__ = [
+    "BUDGET_CODE",
+    "REGEX_UNSUPPORTED_CODE",
     "CompiledExpression",
     "ExpressionBudgetExceeded",
     "ExpressionClock",
     "ExpressionEngine",
     "ExpressionParseError",
+    "ExpressionRegexUnsupported",
     "format_instant",
     "thread_engine",
     "use_clock",
 ]
 
-#: Codes jsonata-python raises when a runtime bound is exceeded.
-_DEPTH_CODE = "D1011"
-_TIMEOUT_CODE = "D1012"
+#: ``code`` of the ExpressionError raised when an evaluation exceeds a deterministic budget;
+#: ``details`` name the ``bound`` and its ``limit``.
+BUDGET_CODE: Final = "EXPRESSION_BUDGET_EXCEEDED"
+#: ``code`` of a regex that RE2 cannot run (at publish, and at run time through ``$eval``).
+REGEX_UNSUPPORTED_CODE: Final = "EXPRESSION_REGEX_UNSUPPORTED"
 
-
-def format_instant(value: datetime) -> str:
-    """Format an instant as RFC 3339 UTC with milliseconds and ``Z`` (what ``$now()`` returns)."""
-    value = value.astimezone(UTC)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
-
-
-@dataclass
-class ExpressionClock:
-    """Deterministic sources for ``$now()``, ``$millis()`` and ``$random()``."""
-
-    now: Callable[[], datetime]
-    random: Callable[[], float]
-
-
-def _system_clock() -> ExpressionClock:
-    import random as _random
-
-    return ExpressionClock(now=lambda: datetime.now(UTC), random=_random.random)
+_BOUND_TEXT: Final = {
+    "steps": "evaluation steps",
+    "depth": "levels of nesting (recursion)",
+    "size": "size units (characters and items built or processed)",
+}
+_BOUND_ADVICE: Final = {
+    "steps": "process less data per expression (page through it with control.forEach) or simplify it",
+    "depth": "recursion this deep is not supported; use $reduce or a loop of steps",
+    "size": "build smaller values (large data belongs outside the run, passed by reference)",
+}
 
 
 _local = threading.local()
 
 
-class use_clock:
-    """Bind the clock that expressions see on this thread for the duration of a ``with`` block."""
-
-    def __init__(self, clock: ExpressionClock) -> None:
-        """Remember the clock to install.
-
-        Args:
-            clock: The deterministic time and random sources.
-        """
-        self._clock = clock
-        self._previous: ExpressionClock | None = None
-
-    def __enter__(self) -> ExpressionClock:
-        self._previous = getattr(_local, "clock", None)
-        _local.clock = self._clock
-        return self._clock
-
-    def __exit__(self, *exc: object) -> None:
-        _local.clock = self._previous
-
-
-def _clock() -> ExpressionClock:
-    clock = getattr(_local, "clock", None)
-    if clock is None:
-        clock = _system_clock()
-    return clock
-
-
-def _now(picture: Any = None, tz: Any = None) -> str:
-    return format_instant(_clock().now())
-
-
-def _millis() -> int:
-    return int(_clock().now().timestamp() * 1000)
-
-
-def _random() -> float:
-    return _clock().random()
+def _shown(source: str, limit: int = 200) -> str:
+    return repr(source if len(source) <= limit else source[: limit - 1] + "…")
 
 
 class ExpressionParseError(ValueError):
@@ -125,6 +100,15 @@ class ExpressionParseError(ValueError):
         self.code = code
 
 
+class ExpressionRegexUnsupported(ExpressionParseError):
+    """A regex literal that RE2 cannot run in linear time (backreferences, lookaround)."""
+
+    def __init__(self, source: str, problem: RegexUnsupported) -> None:
+        """Describe the refused regex of ``source``."""
+        super().__init__(source, str(problem), None, REGEX_UNSUPPORTED_CODE)
+        self.problem = problem
+
+
 class ExpressionBudgetExceeded(RuntimeError):
     """Raised when the wall-clock guard stops an evaluation.
 
@@ -134,7 +118,7 @@ class ExpressionBudgetExceeded(RuntimeError):
 
 
 class CompiledExpression:
-    """A parsed JSONata expression, reusable across evaluations."""
+    """A parsed JSONata expression, reusable across evaluations (on one thread)."""
 
     __slots__ = ("_ast", "source")
 
@@ -145,68 +129,133 @@ class CompiledExpression:
             source: JSONata text.
 
         Raises:
+            ExpressionRegexUnsupported: A regex literal RE2 cannot run.
             ExpressionParseError: The text does not parse.
         """
         self.source = source
         try:
-            ast = jsonata.Jsonata(source)
+            ast = BoundedJsonata(source)
+        except RegexUnsupported as err:
+            raise ExpressionRegexUnsupported(source, err) from None
         except jexception.JException as err:
             raise ExpressionParseError(source, str(err), getattr(err, "location", None), getattr(err, "error", None)) from None
-        except Exception as err:  # the parser raises plain errors on some inputs
+        except Exception as err:  # the parser raises plain errors on some inputs (and re.error)
             raise ExpressionParseError(source, str(err), None, None) from None
         ast.set_validate_input(False)
-        ast.register_lambda("now", _now)
-        ast.register_lambda("millis", _millis)
-        ast.register_lambda("random", _random)
+        ast.set_output_convert_nulls(False)  # done by finish_result, which also counts the result
+        ast.register_lambda("now", now)
+        ast.register_lambda("millis", millis)
+        ast.register_lambda("random", random)
         self._ast = ast
 
-    def evaluate(self, context: dict[str, Any], *, max_depth: int, timeout_ms: int) -> Any:
-        """Evaluate against ``context`` with fresh bounds.
+    def evaluate(
+        self,
+        context: dict[str, Any],
+        *,
+        max_depth: int = DEFAULT_MAX_DEPTH,
+        timeout_ms: int = DEFAULT_TIMEOUT_MS,
+        max_steps: int = DEFAULT_MAX_STEPS,
+        max_size: int = DEFAULT_MAX_SIZE,
+        bindings: dict[str, Any] | None = None,
+    ) -> Any:
+        """Evaluate against ``context`` with a fresh budget (``bindings``: extra ``$variables``).
 
         Raises:
-            RunError: ``ExpressionError`` for any failure of the expression itself.
-            ExpressionBudgetExceeded: The wall-clock guard fired.
+            RunError: ``ExpressionError`` for any failure of the expression itself, including an
+                exceeded budget (``code`` :data:`BUDGET_CODE`).
+            ExpressionBudgetExceeded: The wall-clock backstop fired.
         """
-        self._ast.environment.set_runtime_bounds(timeout_ms, max_depth)
+        ast = self._ast
+        budget = Budget(max_steps, max_depth, max_size, timeout_ms)
+        ast.budget = budget
+        current = Jsonata.CURRENT
+        previous = getattr(current, "jsonata", None)
+        # jsonata-python evaluates through the thread's "current" instance; make it this one.
+        current.jsonata = ast
         try:
-            return self._ast.evaluate(context)
-        except jexception.JException as err:
-            code = getattr(err, "error", None)
-            if code == _TIMEOUT_CODE:
-                raise ExpressionBudgetExceeded(f"expression {self.source!r} ran longer than {timeout_ms} ms") from None
-            message = str(err)
-            if code == _DEPTH_CODE:
-                message = f"expression exceeded its recursion budget of {max_depth}"
+            with budget:
+                return finish_result(ast.evaluate(context, bindings), budget)
+        except BudgetExceeded as err:
             raise RunError(
                 RuntimeErrorInfo(
                     category="ExpressionError",
-                    code=code,
-                    message=f"{message} (in {self.source!r})",
+                    code=BUDGET_CODE,
+                    message=(
+                        f"expression exceeded its budget of {err.limit:,} {_BOUND_TEXT.get(err.bound, err.bound)} "
+                        f"({err.what}); {_BOUND_ADVICE.get(err.bound, '')} (in {_shown(self.source)})"
+                    ),
+                    details={"bound": err.bound, "limit": err.limit},
                 )
             ) from None
+        except WallClockExceeded:
+            raise ExpressionBudgetExceeded(
+                f"expression {_shown(self.source)} ran longer than {budget.timeout_ms} ms "
+                f"(after {budget.steps:,} steps, {budget.size:,} size units)"
+            ) from None
+        except jexception.JException as err:
+            raise RunError(self._expression_error(err)) from None
+        except ExpressionRefused as err:
+            raise RunError(RuntimeErrorInfo(category="ExpressionError", code=err.code, message=f"{err} (in {_shown(self.source)})")) from None
+        except RegexUnsupported as err:  # a regex built at run time ($toMillis pictures)
+            raise RunError(RuntimeErrorInfo(category="ExpressionError", code=REGEX_UNSUPPORTED_CODE, message=f"{err} (in {_shown(self.source)})")) from None
         except RecursionError:
             raise RunError(
-                RuntimeErrorInfo(category="ExpressionError", message=f"expression {self.source!r} recursed too deeply")
+                RuntimeErrorInfo(category="ExpressionError", message=f"expression {_shown(self.source)} recursed too deeply")
             ) from None
-        except (TypeError, ValueError, KeyError, IndexError, AttributeError, ZeroDivisionError) as err:
+        except Exception as err:  # any other failure of the expression is the expression's error
             raise RunError(
-                RuntimeErrorInfo(category="ExpressionError", message=f"{err} (in {self.source!r})")
+                RuntimeErrorInfo(category="ExpressionError", message=f"{type(err).__name__}: {err} (in {_shown(self.source)})")
             ) from None
+        finally:
+            if previous is not None:
+                current.jsonata = previous
+
+    def _expression_error(self, err: jexception.JException) -> RuntimeErrorInfo:
+        code = getattr(err, "error", None)
+        message = str(err)
+        # $eval reports any failure as D3120/D3121; say what it was when the runtime refused it
+        cause = err.__context__
+        while cause is not None:
+            if isinstance(cause, RegexUnsupported):
+                return RuntimeErrorInfo(category="ExpressionError", code=REGEX_UNSUPPORTED_CODE, message=f"{cause} (in $eval, in {_shown(self.source)})")
+            if isinstance(cause, ExpressionRefused):
+                return RuntimeErrorInfo(category="ExpressionError", code=cause.code, message=f"{cause} (in $eval, in {_shown(self.source)})")
+            cause = cause.__context__
+        return RuntimeErrorInfo(category="ExpressionError", code=code, message=f"{message} (in {_shown(self.source)})")
 
 
 class ExpressionEngine:
-    """Compiles and caches expressions; evaluation is bounded per call."""
+    """Compiles and caches expressions; evaluation is bounded per call.
 
-    def __init__(self, *, max_depth: int = 200, timeout_ms: int = 2_000, cache_size: int = 4096) -> None:
+    Attributes:
+        max_steps: Evaluation steps of one evaluation.
+        max_depth: Nesting depth of one evaluation.
+        max_size: Size units (characters and items) one evaluation may build or process.
+        timeout_ms: Wall-clock backstop of one evaluation (fails the workflow task).
+    """
+
+    def __init__(
+        self,
+        *,
+        max_depth: int = DEFAULT_MAX_DEPTH,
+        timeout_ms: int = DEFAULT_TIMEOUT_MS,
+        max_steps: int = DEFAULT_MAX_STEPS,
+        max_size: int = DEFAULT_MAX_SIZE,
+        cache_size: int = 4096,
+    ) -> None:
         """Configure the bounds and the cache.
 
         Args:
-            max_depth: Deterministic recursion budget of one evaluation.
-            timeout_ms: Wall-clock guard of one evaluation (fails the workflow task).
+            max_depth: Deterministic nesting budget of one evaluation.
+            timeout_ms: Wall-clock backstop of one evaluation (fails the workflow task).
+            max_steps: Deterministic budget of evaluation steps.
+            max_size: Deterministic budget of size units.
             cache_size: How many compiled expressions to keep.
         """
         self.max_depth = max_depth
         self.timeout_ms = timeout_ms
+        self.max_steps = max_steps
+        self.max_size = max_size
         self._cache: OrderedDict[str, CompiledExpression] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
@@ -215,7 +264,7 @@ class ExpressionEngine:
         """Return the compiled form of ``source``, from the cache when possible.
 
         Raises:
-            ExpressionParseError: The text does not parse.
+            ExpressionParseError: The text does not parse (or uses a regex RE2 cannot run).
         """
         with self._lock:
             hit = self._cache.get(source)
@@ -238,7 +287,7 @@ class ExpressionEngine:
         return None
 
     def evaluate(self, source: str, context: dict[str, Any]) -> Any:
-        """Evaluate ``source`` against ``context``.
+        """Evaluate ``source`` against ``context`` within this engine's budgets.
 
         A parse failure at run time (which publishing prevents) is an ``ExpressionError``.
         """
@@ -246,7 +295,9 @@ class ExpressionEngine:
             compiled = self.compile(source)
         except ExpressionParseError as err:
             raise RunError(RuntimeErrorInfo(category="ExpressionError", code=err.code, message=str(err))) from None
-        return compiled.evaluate(context, max_depth=self.max_depth, timeout_ms=self.timeout_ms)
+        return compiled.evaluate(
+            context, max_depth=self.max_depth, timeout_ms=self.timeout_ms, max_steps=self.max_steps, max_size=self.max_size
+        )
 
 
 def thread_engine() -> ExpressionEngine:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import jsonschema
 from sqlalchemy import select, update
 from temporalio.client import Client
 
 from runtime_core.contract import HUMAN_TASK_SIGNAL, workflow_id_for_run
 from runtime_core.dsl import schema_problems
+from runtime_core.dsl._validate import schema_definition_problems
 from runtime_core.persistence import Database, TaskDefinition, TaskRow, utcnow
 from runtime_core.values import ValueProblem, check_value, safe_text
 
@@ -37,13 +37,15 @@ class TaskResponseRejected(TaskError):
 async def register_task_definition(database: Database, tenant: str, task_type: str, form_schema: dict[str, Any]) -> None:
     """Register (or replace) a tenant's form schema for a task type.
 
+    The schema is checked like an inline ``formSchema`` at publish: a valid JSON Schema 2020-12,
+    regular expressions RE2 can run (responses are validated with RE2), only local ``$ref``s.
+
     Raises:
-        TaskError: The schema is not a valid JSON Schema 2020-12.
+        TaskError: The schema cannot be used; the message lists every problem with its path.
     """
-    try:
-        jsonschema.Draft202012Validator.check_schema(form_schema)
-    except jsonschema.SchemaError as err:
-        raise TaskError(f"form schema for {task_type!r} is not a valid JSON Schema: {err.message}") from None
+    problems = schema_definition_problems(form_schema, "formSchema")
+    if problems:
+        raise TaskError(f"form schema for {task_type!r} cannot be used: " + "; ".join(f"{path}: {message}" for _code, path, message in problems))
     now = utcnow()
     async with database.sessions.begin() as session:
         row = (await session.execute(select(TaskDefinition).where(TaskDefinition.tenant == tenant, TaskDefinition.task_type == task_type))).scalar_one_or_none()

@@ -23,9 +23,10 @@ __all__ = ["PASSTHROUGH_MODULES", "build_authored_worker", "connect_temporal", "
 
 #: Deterministic libraries the interpreter uses, loaded once outside the sandbox. jsonata-python
 #: imports parts of itself lazily during evaluation, so a with-block in the workflow module is not
-#: enough: the whole package must pass through.
+#: enough: the whole package must pass through. ``re2`` (RE2 regexes of expressions) is a native
+#: extension with no state that matters to determinism.
 PASSTHROUGH_MODULES = (
-    "jsonata", "pydantic", "pydantic_core", "annotated_types", "jsonschema", "runtime_core.dsl", "runtime_core.expressions", "runtime_core.errors",
+    "jsonata", "re2", "pydantic", "pydantic_core", "annotated_types", "jsonschema", "runtime_core.dsl", "runtime_core.expressions", "runtime_core.errors",
     "runtime_core.contract", "runtime_core.values", "runtime_core.interpreter._engine", "runtime_core.interpreter._values",
 )
 
