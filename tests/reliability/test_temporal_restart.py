@@ -71,7 +71,7 @@ async def test_temporal_restart_with_timers_events_and_actions_in_flight(
         worker = await spawn_worker(url)
         client = await temporal.client()
         launcher = Launcher(client, database)
-        ingress = EventIngress(client, database)
+        ingress = EventIngress(database)
         groups: dict[str, list[str]] = {}
         keys: dict[str, str] = {}
 

@@ -443,8 +443,8 @@ class _ProgressWrite:
         self._started = True
         try:
             await self._write
-        except Exception:  # the step's final write carries the same rows; this only delays visibility
-            log.warning("could not write a slow action's STARTED row; its final row will follow", exc_info=True)
+        except Exception as err:  # the step's final write carries the same rows; this only delays visibility
+            log.warning("could not write a slow action's STARTED row (%s); its final row will follow", _short(err))
 
     async def settle(self) -> None:
         """Drop the write if it has not begun, else let it finish.
