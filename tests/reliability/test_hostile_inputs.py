@@ -140,7 +140,7 @@ async def test_an_exponential_schema_pattern_is_linear_at_launch_and_task_comple
         launcher = Launcher(client, database)
         evil = "a" * 40 + "!"
         started = time.monotonic()
-        with pytest.raises(LaunchError, match="payload.code"):
+        with pytest.raises(LaunchError, match=r"payload\.code"):
             await launcher.launch(tenant, "strict", {"code": evil})
         launch_seconds = time.monotonic() - started
         run = await launcher.launch(tenant, "ask", {})
@@ -152,11 +152,11 @@ async def test_an_exponential_schema_pattern_is_linear_at_launch_and_task_comple
             await asyncio.sleep(0.1)
         assert task is not None
         started = time.monotonic()
-        with pytest.raises(TaskError, match="response.code"):
+        with pytest.raises(TaskError, match=r"response\.code"):
             await complete_task(database, client, tenant, task.task_id, {"code": evil})
         complete_seconds = time.monotonic() - started
         await complete_task(database, client, tenant, task.task_id, {"code": "aaa"})
-        closed, unfinished = await wait_for_runs(client, [run.run_id], timeout=60)
+        _closed, unfinished = await wait_for_runs(client, [run.run_id], timeout=60)
         figures.update(fault=f"pattern {EVIL_PATTERN} against {len(evil)} characters", launchRefusedSeconds=round(launch_seconds, 3),
                        taskRefusedSeconds=round(complete_seconds, 3))
         assert not unfinished
@@ -212,7 +212,7 @@ async def test_no_secret_reaches_history_tables_logs_or_another_tenant(
         for tenant in (owner, neighbour, lookalike):
             sent = await ingress.send(tenant, "go", f"k-{tenant}", {"v": {"$secret": "SHARED_KEY"}}, wait=20)
             assert len(sent.signalled) == 1, sent
-        closed, unfinished = await wait_for_runs(client, [r.run_id for _, _, r in runs], timeout=90)
+        _closed, unfinished = await wait_for_runs(client, [r.run_id for _, _, r in runs], timeout=90)
         assert not unfinished
         rows = await run_rows(database, [r.run_id for _, _, r in runs])
         results = {(tenant, wf): rows[r.run_id] for tenant, wf, r in runs}
