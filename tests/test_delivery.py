@@ -186,7 +186,7 @@ async def test_nothing_is_lost_when_no_dispatcher_ran_or_one_died_mid_delivery(b
         # a dispatcher that writes the deliveries, then "dies" before attempting them
         crashed = Dispatcher(stack.client, stack.database, lease=timedelta(seconds=1))
         await ingress.send(tenant, "paid", "k0", {"amount": 0}, event_id="pay-0", wait=None)
-        leased = await crashed._dispatch_events()
+        leased, _dispatched = await crashed._dispatch_events()
         assert {w.kind for w in leased} == {"signal", "trigger"}
         await ingress.send(tenant, "paid", "k1", {"amount": 1}, event_id="pay-1", wait=None)
         await ingress.send(tenant, "paid", "k2", {"amount": 2}, event_id="pay-2", wait=None)

@@ -49,7 +49,9 @@ from runtime_core.persistence._upsert import insert_for, table_of
 from runtime_core.secrets import redact
 from runtime_core.values import safe_text
 
-__all__ = ["NOTIFY_CHANNEL", "Dispatcher", "delivering", "event_signal_payload", "progress", "trigger_key", "wake_local"]
+__all__ = [
+    "NOTIFY_CHANNEL", "Dispatcher", "delivering", "event_signal_payload", "expect", "forget", "has_local_dispatcher", "progress", "trigger_key", "wake_local",
+]
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +85,30 @@ _TRIGGERED = (
 _LOCAL: dict[str, weakref.WeakSet[Dispatcher]] = {}
 # Senders in this process waiting for a delivery's outcome, woken after each dispatch round.
 _PROGRESS: list[asyncio.Future[None]] = []
+# Senders in this process waiting for one event's first delivery attempts, by (database URL,
+# tenant, event id): resolved by the dispatcher that handled the event, with no database read.
+_EXPECTED: dict[tuple[str, str, str], asyncio.Future[list[dict[str, Any]]]] = {}
+
+
+def has_local_dispatcher(database: Database) -> bool:
+    """Whether a dispatcher of this process serves ``database``."""
+    return bool(_LOCAL.get(database.url))
+
+
+def expect(database: Database, tenant: str, event_id: str) -> asyncio.Future[list[dict[str, Any]]]:
+    """Register interest in an event's first delivery attempts (before it is stored).
+
+    The future receives one ``{kind, target, status, runId, attempts, error}`` per delivery once a
+    dispatcher of this process has dispatched the event and attempted each delivery once.
+    """
+    fut: asyncio.Future[list[dict[str, Any]]] = asyncio.get_running_loop().create_future()
+    _EXPECTED[(database.url, tenant, event_id)] = fut
+    return fut
+
+
+def forget(database: Database, tenant: str, event_id: str) -> None:
+    """Drop the interest registered by :func:`expect`."""
+    _EXPECTED.pop((database.url, tenant, event_id), None)
 
 
 def wake_local(database: Database) -> None:
@@ -220,20 +246,43 @@ class Dispatcher:
                     or_(_DELIVERIES.c.claimed_until.is_(None), _DELIVERIES.c.claimed_until < now))
             )).scalar_one() > 0
         work: list[_Work] = []
+        dispatched: list[tuple[str, str]] = []
         if pending:
-            work += await self._dispatch_events()
+            fresh, dispatched = await self._dispatch_events()
+            work += fresh
         if due:
             work += await self._claim_due()
-        if work:
-            await self._attempt_all(work)
+        outcomes = await self._attempt_all(work) if work else []
+        if dispatched and _EXPECTED:
+            # before the outcomes are recorded: a sender waits for the attempts, not for the
+            # database (which the runs they resumed are now busy writing to)
+            self._tell_senders(dispatched, work, outcomes)
+        if outcomes:
+            await self._record(outcomes)
         if pending or work:
             _announce_progress()
         return bool(pending or work)
 
+    def _tell_senders(self, dispatched: list[tuple[str, str]], work: list[_Work], outcomes: list[dict[str, Any]]) -> None:
+        """Hand senders waiting in this process their events' first outcomes."""
+        by_event: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for item, outcome in zip(work, outcomes, strict=True):
+            by_event.setdefault((item.tenant, item.event_id), []).append({
+                "kind": item.kind, "target": item.target, "status": outcome["p_status"], "runId": outcome["p_run"],
+                "attempts": outcome["p_attempts"], "error": outcome["p_error"] or "",
+            })
+        for key in dispatched:
+            fut = _EXPECTED.pop((self.database.url, *key), None)
+            if fut is not None and not fut.done():
+                fut.set_result(by_event.get(key, []))
+
     # ------------------------------------------------------------------------------- rounds
 
-    async def _dispatch_events(self) -> list[_Work]:
-        """Turn a batch of pending events into delivery rows, in one transaction."""
+    async def _dispatch_events(self) -> tuple[list[_Work], list[tuple[str, str]]]:
+        """Turn a batch of pending events into delivery rows, in one transaction.
+
+        Returns the new deliveries to attempt and the ``(tenant, event id)`` of every event dispatched.
+        """
         now = utcnow()
         pick = select(_EVENTS.c.id).where(_EVENTS.c.dispatch_status == "PENDING").order_by(_EVENTS.c.id).limit(self.batch)
         if self._postgres:
@@ -247,7 +296,7 @@ class Dispatcher:
         async with self.database.engine.begin() as conn:
             events = [dict(row._mapping) for row in await conn.execute(claim)]
             if not events:
-                return []
+                return [], []
             rows = await self._deliveries_for(conn, events, now)
             inserted: list[Any] = []
             if rows:
@@ -255,7 +304,7 @@ class Dispatcher:
                 inserted = list(await conn.execute(stmt.returning(_DELIVERIES.c.id, _DELIVERIES.c.tenant, _DELIVERIES.c.event_id,
                                                                   _DELIVERIES.c.kind, _DELIVERIES.c.target), rows))
         by_event = {(e["tenant"], e["event_id"]): e for e in events}
-        return [_Work(r.id, r.tenant, r.event_id, r.kind, r.target, 0, by_event[(r.tenant, r.event_id)]) for r in inserted]
+        return [_Work(r.id, r.tenant, r.event_id, r.kind, r.target, 0, by_event[(r.tenant, r.event_id)]) for r in inserted], list(by_event)
 
     async def _deliveries_for(self, conn: AsyncConnection, events: list[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
         """The delivery rows of ``events``: open waits on the same name and key, and event triggers.
@@ -316,14 +365,18 @@ class Dispatcher:
             }
         return [_Work(r.id, r.tenant, r.event_id, r.kind, r.target, r.attempts, events[(r.tenant, r.event_id)]) for r in claimed if (r.tenant, r.event_id) in events]
 
-    async def _attempt_all(self, work: list[_Work]) -> None:
+    async def _attempt_all(self, work: list[_Work]) -> list[dict[str, Any]]:
+        """Attempt every delivery (bounded); their outcomes, as update parameters."""
         bound = asyncio.Semaphore(self.concurrency)
 
         async def one(item: _Work) -> dict[str, Any]:
             async with bound:
                 return await self._attempt(item)
 
-        outcomes = await asyncio.gather(*(one(item) for item in work))
+        return list(await asyncio.gather(*(one(item) for item in work)))
+
+    async def _record(self, outcomes: list[dict[str, Any]]) -> None:
+        """Record the outcomes of a round's attempts in one transaction."""
         async with self.database.engine.begin() as conn:
             await conn.execute(
                 update(_DELIVERIES)

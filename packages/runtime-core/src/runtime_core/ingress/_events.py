@@ -9,6 +9,7 @@ delivery succeeds or its run has ended. A sender may wait for the outcome of the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import select, text
 
-from runtime_core.delivery import NOTIFY_CHANNEL, progress, wake_local
+from runtime_core.delivery import NOTIFY_CHANNEL, expect, forget, has_local_dispatcher, progress, wake_local
 from runtime_core.persistence import Database, EventDelivery, RuntimeEvent, utcnow
 from runtime_core.persistence._upsert import insert_for, table_of
 from runtime_core.values import ValueProblem, check_value
@@ -132,13 +133,25 @@ class EventIngress:
         except ValueProblem as problem:
             raise IngressError(str(problem)) from None
         result = IngressResult(event_id=event_id)
-        if not await self._store(_Inbound(tenant, event_id, event_name, correlation_key, payload, source, utcnow())):
-            result.duplicate = True
+        # a dispatcher of this process tells us the outcome itself (registered before the event
+        # exists, so it cannot be dispatched unseen); otherwise the deliveries table is polled
+        told = expect(self.database, tenant, event_id) if wait is not None and has_local_dispatcher(self.database) else None
+        try:
+            if not await self._store(_Inbound(tenant, event_id, event_name, correlation_key, payload, source, utcnow())):
+                result.duplicate = True
+                return result
+            wake_local(self.database)
+            if told is not None:
+                with contextlib.suppress(TimeoutError):
+                    _fill(result, await asyncio.wait_for(asyncio.shield(told), wait))
+                    return result
+                wait = 0.0  # not told in time: report what the table says now
+            if wait is not None:
+                await self._await_delivery(tenant, event_id, wait, result)
             return result
-        wake_local(self.database)
-        if wait is not None:
-            await self._await_delivery(tenant, event_id, wait, result)
-        return result
+        finally:
+            if told is not None:
+                forget(self.database, tenant, event_id)
 
     async def _await_delivery(self, tenant: str, event_id: str, timeout: float, result: IngressResult) -> None:
         """Wait until the event is dispatched and each of its deliveries was attempted once."""
@@ -154,14 +167,7 @@ class EventIngress:
             remaining = deadline - loop.time()
             if settled or remaining <= 0:
                 result.pending = status != "DISPATCHED"
-                for row in rows:
-                    if row.kind == "signal" and row.status == "DELIVERED":
-                        result.signalled.append(row.target)
-                    elif row.kind == "trigger" and row.status == "DELIVERED" and row.run_id:
-                        result.started_runs.append(row.run_id)
-                    elif row.status in ("PENDING", "FAILED"):
-                        target = {"runId": row.target} if row.kind == "signal" else {"workflow": row.target}
-                        result.failed.append({**target, "status": row.status, "attempts": row.attempts, "error": row.last_error or ""})
+                _fill(result, [{"kind": r.kind, "target": r.target, "status": r.status, "runId": r.run_id, "attempts": r.attempts, "error": r.last_error or ""} for r in rows])
                 return
             await progress(min(remaining, 0.1))  # a dispatcher of this process says when; else poll
 
@@ -226,6 +232,18 @@ class EventIngress:
                 # delivered on commit: wakes the dispatchers of every process at once
                 await conn.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
         return inserted
+
+
+def _fill(result: IngressResult, deliveries: list[dict[str, Any]]) -> None:
+    """Sort an event's deliveries into the result: signalled runs, started runs, the rest."""
+    for delivery in deliveries:
+        if delivery["kind"] == "signal" and delivery["status"] == "DELIVERED":
+            result.signalled.append(delivery["target"])
+        elif delivery["kind"] == "trigger" and delivery["status"] == "DELIVERED" and delivery["runId"]:
+            result.started_runs.append(delivery["runId"])
+        elif delivery["status"] in ("PENDING", "FAILED"):
+            target = {"runId": delivery["target"]} if delivery["kind"] == "signal" else {"workflow": delivery["target"]}
+            result.failed.append({**target, "status": delivery["status"], "attempts": delivery["attempts"], "error": delivery["error"]})
 
 
 def _settle(done: asyncio.Future[bool], outcome: bool | BaseException) -> None:
