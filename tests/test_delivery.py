@@ -28,6 +28,7 @@ from runtime_core.readmodel import run_view
 from runtime_core.worker import temporal_runtime
 
 from .conftest import BACKENDS, isolated_namespace, new_database, running_stack
+from .test_events import _wait_open
 
 pytestmark = pytest.mark.parametrize("backend", BACKENDS)
 
@@ -59,17 +60,6 @@ async def _stack(backend: str, server: DevServer, tmp_path: Path) -> AsyncIterat
 async def _publish(stack: Stack, tenant: str, *definitions: dict[str, Any]) -> None:
     outcome = await publish_definitions(stack.database, stack.registry, tenant, list(definitions))
     assert outcome.published, outcome.errors
-
-
-async def _waiting(stack: Stack, run_ids: list[str], timeout: float = 60) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while asyncio.get_running_loop().time() < deadline:
-        async with stack.database.sessions() as session:
-            waiting = set((await session.execute(select(WaitRow.run_id).where(WaitRow.run_id.in_(run_ids), WaitRow.status == "WAITING"))).scalars())
-        if waiting >= set(run_ids):
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError("runs never opened their waits")
 
 
 async def _finish(stack: Stack, run_id: str, timeout: float = 60) -> dict[str, Any]:
@@ -132,7 +122,7 @@ async def test_one_unstorable_event_never_fails_the_others(backend: str, tempora
         tenant = _tenant()
         await _publish(stack, tenant, _waiter("iso"))
         runs = [await stack.launcher.launch(tenant, "iso", {"key": f"k{i}"}) for i in range(20)]
-        await _waiting(stack, [r.run_id for r in runs])
+        await _wait_open(stack, [r.run_id for r in runs])
         ingress = EventIngress(stack.database)
         async with delivering(stack.client, stack.database, poll_interval=0.2):
             sends = [ingress.send(tenant, "paid", f"k{i}", {"amount": i}) for i in range(20)]
@@ -151,7 +141,7 @@ async def test_a_failed_signal_is_retried_until_delivered(backend: str, temporal
         tenant = _tenant()
         await _publish(stack, tenant, _waiter("retry"))
         run = await stack.launcher.launch(tenant, "retry", {"key": "k"})
-        await _waiting(stack, [run.run_id])
+        await _wait_open(stack, [run.run_id])
         # a dispatcher whose Temporal cannot reach the run (another namespace): every signal fails
         wrong = await Client.connect(temporal_server.address, namespace="wfr-misc", runtime=temporal_runtime())
         async with delivering(wrong, stack.database, poll_interval=0.1, max_backoff=0.5):
@@ -177,7 +167,7 @@ async def test_nothing_is_lost_when_no_dispatcher_ran_or_one_died_mid_delivery(b
         tenant = _tenant()
         await _publish(stack, tenant, _waiter("late"), _triggered("on-order"))
         runs = [await stack.launcher.launch(tenant, "late", {"key": f"k{i}"}) for i in range(3)]
-        await _waiting(stack, [r.run_id for r in runs])
+        await _wait_open(stack, [r.run_id for r in runs])
         ingress = EventIngress(stack.database)
         # no dispatcher at all: stored, pending, nothing started
         for i in range(3):
@@ -216,7 +206,7 @@ async def test_several_dispatchers_deliver_each_event_once(backend: str, tempora
         tenant = _tenant()
         await _publish(stack, tenant, _waiter("shared"), _triggered("on-order"))
         runs = [await stack.launcher.launch(tenant, "shared", {"key": f"k{i}"}) for i in range(60)]
-        await _waiting(stack, [r.run_id for r in runs])
+        await _wait_open(stack, [r.run_id for r in runs])
         ingress = EventIngress(stack.database)
         async with delivering(stack.client, stack.database, batch=7, poll_interval=0.05), \
                 delivering(stack.client, stack.database, batch=7, poll_interval=0.05), \
@@ -241,7 +231,7 @@ async def test_a_delivery_to_an_ended_run_is_skipped(backend: str, temporal_serv
         tenant = _tenant()
         await _publish(stack, tenant, _waiter("gone"))
         run = await stack.launcher.launch(tenant, "gone", {"key": "k"})
-        await _waiting(stack, [run.run_id])
+        await _wait_open(stack, [run.run_id])
         await stack.launcher.cancel(tenant, run.run_id)
         await _finish(stack, run.run_id)
         async with stack.database.sessions.begin() as session:  # a wait row left open, as if its projection lagged

@@ -14,6 +14,8 @@ import os
 import re
 from typing import Any, Protocol
 
+from runtime_core.values import json_copy
+
 __all__ = [
     "REDACTED",
     "SECRET_NAME_PATTERN",
@@ -127,7 +129,7 @@ def resolve_secrets(value: Any, provider: SecretProvider, tenant: str, paths: li
         return walk(value), used
     if not paths:
         return value, used
-    resolved = _copy(value)
+    resolved = json_copy(value)
     for path in paths:
         if not path:
             if _is_secret_ref(resolved):
@@ -139,14 +141,6 @@ def resolve_secrets(value: Any, provider: SecretProvider, tenant: str, paths: li
         if _is_secret_ref(parent[path[-1]]):
             parent[path[-1]] = lookup(parent[path[-1]])
     return resolved, used
-
-
-def _copy(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _copy(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_copy(v) for v in value]
-    return value
 
 
 def redact(value: Any) -> Any:

@@ -35,6 +35,7 @@ __all__ = [
     "ValueProblem",
     "check_value",
     "describe_size",
+    "json_copy",
     "json_size",
     "node_problem",
     "safe_text",
@@ -91,6 +92,15 @@ def describe_size(size: int) -> str:
     if size < 1024 * 1024:
         return f"{size / 1024:.1f} KB"
     return f"{size / (1024 * 1024):.1f} MB"
+
+
+def json_copy(value: Any) -> Any:
+    """Deep copy of a JSON value (faster than ``copy.deepcopy`` for plain JSON)."""
+    if isinstance(value, dict):
+        return {k: json_copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [json_copy(v) for v in value]
+    return value
 
 
 def json_size(value: Any) -> int:

@@ -6,17 +6,9 @@ from typing import Any
 
 from runtime_core.dsl._paths import PathError, parse_assign_path
 from runtime_core.errors import RunError, RuntimeErrorInfo
+from runtime_core.values import json_copy
 
 __all__ = ["assign_path", "json_copy", "truthy"]
-
-
-def json_copy(value: Any) -> Any:
-    """Deep copy of a JSON value (faster than ``copy.deepcopy`` for plain JSON)."""
-    if isinstance(value, dict):
-        return {k: json_copy(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [json_copy(v) for v in value]
-    return value
 
 
 def truthy(value: Any) -> bool:
