@@ -381,3 +381,21 @@ async def test_slow_actions_hold_no_database_connection(temporal_server: DevServ
             views = await asyncio.gather(*(_finish(stack, r.run_id) for r in runs))
     assert [v["status"] for v in views] == ["SUCCEEDED"] * 20
     assert held <= 3, f"{held} connections were held while the actions slept"
+
+
+async def test_an_overlong_correlation_key_fails_the_step_instead_of_the_wait_row(stack: Stack) -> None:
+    """A key computed longer than its column (500) is an ExpressionError, not a wait row that can never be written."""
+    steps = [{"id": "w", "type": "event.wait", "config": {"eventName": "go", "correlationKey": {"$expr": "$pad('', 600, 'k')"}}}]
+    view = await _run(stack, {"id": "long-key", "version": 1, "name": "k", "steps": steps})
+    assert view["status"] == "FAILED"
+    assert view["error"]["category"] == "ExpressionError" and "600 characters" in view["error"]["message"]
+
+
+async def test_a_registered_form_schema_the_database_cannot_store_is_refused(stack: Stack) -> None:
+    """NUL in a registered form schema (PostgreSQL's jsonb refuses it) is a TaskError on both databases."""
+    from runtime_core.ingress import TaskError, register_task_definition
+
+    with pytest.raises(TaskError, match="NUL character"):
+        await register_task_definition(stack.database, _tenant(), "review", {"type": "object", "description": "a\x00b"})
+    with pytest.raises(TaskError, match="task type"):
+        await register_task_definition(stack.database, _tenant(), "", {"type": "object"})

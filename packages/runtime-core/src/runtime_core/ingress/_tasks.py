@@ -43,6 +43,15 @@ async def register_task_definition(database: Database, tenant: str, task_type: s
     Raises:
         TaskError: The schema cannot be used; the message lists every problem with its path.
     """
+    if not isinstance(tenant, str) or not tenant or len(tenant) > 128:
+        raise TaskError("tenant must be a non-empty string of at most 128 characters")
+    if not isinstance(task_type, str) or not task_type or len(task_type) > 200:
+        raise TaskError("the task type must be a non-empty string of at most 200 characters")
+    try:
+        check_value(task_type, "taskType")
+        check_value(form_schema, "formSchema")
+    except ValueProblem as problem:
+        raise TaskError(f"form schema for {task_type[:200]!r} cannot be stored: {problem}") from None
     problems = schema_definition_problems(form_schema, "formSchema")
     if problems:
         raise TaskError(f"form schema for {task_type!r} cannot be used: " + "; ".join(f"{path}: {message}" for _code, path, message in problems))

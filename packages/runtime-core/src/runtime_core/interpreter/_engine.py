@@ -95,6 +95,8 @@ _INBOX_MAX_BYTES = 256 * 1024
 #: Ids of consumed events remembered to drop duplicate deliveries (they also travel across
 #: continue-as-new); the oldest are forgotten first.
 _CONSUMED_MAX = 5000
+#: Longest correlation key (the column of wait rows and events; ingress refuses longer keys too).
+_MAX_CORRELATION_KEY = 500
 #: Continue-as-new input besides the pinned definitions: the run's data, the inbox, consumed ids.
 _CHECKPOINT_MAX_BYTES = MAX_STATE_BYTES + _INBOX_MAX_BYTES + 256 * 1024
 
@@ -764,6 +766,10 @@ class InterpreterEngine:
             # such a wait could never be resumed: say so now instead of waiting forever
             raise RunError(RuntimeErrorInfo(category="ExpressionError", message=f"correlationKey {cfg.correlationKey.expr!r} evaluated to nothing (undefined or null)"))
         key = _key_string(raw_key)
+        if len(key) > _MAX_CORRELATION_KEY:
+            # the wait row could not be stored (its column holds 500 characters): say so now
+            raise RunError(RuntimeErrorInfo(category="ExpressionError", message=f"correlationKey {cfg.correlationKey.expr!r} gave {len(key)} characters; at most {_MAX_CORRELATION_KEY} are accepted"))
+        _checked(key, "config.correlationKey", what="correlation key")
         filters = [f.model_dump(mode="json") for f in cfg.filters or []]
         wait, _ = await self._open_wait(step, row, scope, "event", eventName=cfg.eventName, key=key, filters=filters)
         event = await self._block(wait, cfg.timeoutMs, lambda status: self._wait_row(wait, status, {"eventId": (wait["match"] or {}).get("eventId")} if status == "RESOLVED" else None))
