@@ -16,13 +16,18 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from runtime_core.contract import SEMANTICS_VERSION, TASK_QUEUE, WORKFLOW_TYPE, ChildDefinition, MockSpec, RunInput, RunOptions, workflow_id_for_run
-from runtime_core.dsl import MAX_ID_LENGTH, MAX_VERSION, definition_hash, schema_problems
+from runtime_core.dsl import MAX_ID_LENGTH, MAX_VERSION, canonical_json, definition_hash, schema_problems
 from runtime_core.expressions import format_instant
 from runtime_core.persistence import Database, DefinitionVersion, RunRow, WorkflowDefinitionRow, utcnow
 from runtime_core.secrets import redact
 from runtime_core.values import MAX_RUN_INPUT_BYTES, ValueProblem, check_value, describe_size, safe_text
 
-__all__ = ["LaunchError", "LaunchedRun", "Launcher", "run_id_for_key"]
+__all__ = ["LaunchConflict", "LaunchError", "LaunchedRun", "Launcher", "launch_fingerprint", "run_id_for_key"]
+
+
+def launch_fingerprint(workflow_id: str, version: int | None, payload: Any) -> str:
+    """What a launch asked for (workflow, version as asked, payload), to tell a retry from a different launch."""
+    return hashlib.sha256(canonical_json([workflow_id, version, payload]).encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def run_id_for_key(tenant: str, idempotency_key: str) -> str:
@@ -44,9 +49,13 @@ class LaunchError(ValueError):
         self.problems = problems or []
 
 
+class LaunchConflict(LaunchError):
+    """The idempotency key was already used for a different launch."""
+
+
 @dataclass(frozen=True)
 class LaunchedRun:
-    """A started run."""
+    """A started run (``created`` is false when an idempotency key found an earlier launch)."""
 
     run_id: str
     tenant: str
@@ -54,6 +63,7 @@ class LaunchedRun:
     workflow_version: int
     temporal_workflow_id: str
     temporal_run_id: str | None
+    created: bool = True
 
 
 class Launcher:
@@ -134,6 +144,7 @@ class Launcher:
         mocks: dict[str, MockSpec] | None = None,
         trigger: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
+        replay_of_run_id: str | None = None,
     ) -> LaunchedRun:
         """Validate and start a run of a published definition.
 
@@ -147,12 +158,34 @@ class Launcher:
             idempotency_key: Makes the launch idempotent: every launch with the same tenant and
                 key is the same run (its id is derived from the key), started at most once, even
                 when a previous attempt crashed between writing the run row and starting it.
+            replay_of_run_id: The run this one replays (recorded on the new run).
 
         Raises:
+            LaunchConflict: The idempotency key was used for a launch of another workflow,
+                version or payload.
             LaunchError: Not published, an argument or the payload is invalid, or the run's input
                 would be over Temporal's size limit. Nothing was created.
         """
         _check_arguments(tenant, workflow_id, payload, version)
+        if idempotency_key is not None and (not isinstance(idempotency_key, str) or not idempotency_key or len(idempotency_key) > 300):
+            raise LaunchError("the idempotency key must be a non-empty string of at most 300 characters")
+        requested_version = version
+        fingerprint = launch_fingerprint(workflow_id, version, payload) if idempotency_key is not None else None
+        run_id = run_id_for_key(tenant, idempotency_key) if idempotency_key is not None else uuid.uuid4().hex
+        temporal_id = workflow_id_for_run(run_id)
+        existing: RunRow | None = None
+        if idempotency_key is not None:
+            async with self.database.sessions() as session:
+                existing = await session.get(RunRow, run_id)
+            if existing is not None:
+                if existing.launch_fingerprint not in (None, fingerprint):
+                    raise LaunchConflict(f"the idempotency key was already used for a different launch (run {run_id}); use another key for another launch")
+                if existing.temporal_run_id is not None:
+                    return LaunchedRun(run_id, tenant, existing.workflow_id, existing.workflow_version, temporal_id, existing.temporal_run_id, created=False)
+                # a previous launch with this key wrote its row and did not record a start: finish it
+                version = existing.workflow_version
+                if existing.launch_payload is not None:
+                    payload = existing.launch_payload
         async with self.database.sessions() as session:
             if version is None:
                 head = (await session.execute(select(WorkflowDefinitionRow).where(WorkflowDefinitionRow.tenant == tenant, WorkflowDefinitionRow.workflow_id == workflow_id))).scalar_one_or_none()
@@ -174,29 +207,25 @@ class Launcher:
 
         children = await self._pin_children(tenant, row.document)
         self._check_input_size(workflow_id, version, row.document, children, payload, mocks)
-        run_id = run_id_for_key(tenant, idempotency_key) if idempotency_key is not None else uuid.uuid4().hex
         now = utcnow()
-        temporal_id = workflow_id_for_run(run_id)
-        for _ in range(2):  # a concurrent launch with the same key may insert the row first
+        if existing is None:
             try:
                 async with self.database.sessions.begin() as session:
-                    existing = await session.get(RunRow, run_id) if idempotency_key is not None else None
-                    if existing is None:
-                        session.add(
-                            RunRow(
-                                run_id=run_id, tenant=tenant, workflow_id=workflow_id, workflow_version=version, status="RUNNING", engine="temporal",
-                                temporal_workflow_id=temporal_id, definition_hash=row.definition_hash, semantics_version=SEMANTICS_VERSION,
-                                root_run_id=run_id, input=redact(payload), trigger=trigger, created_at=now, started_at=now, updated_at=now,
-                            )
+                    session.add(
+                        RunRow(
+                            run_id=run_id, tenant=tenant, workflow_id=workflow_id, workflow_version=version, status="RUNNING", engine="temporal",
+                            temporal_workflow_id=temporal_id, definition_hash=row.definition_hash, semantics_version=SEMANTICS_VERSION,
+                            root_run_id=run_id, input=redact(payload), trigger=trigger, created_at=now, started_at=now, updated_at=now,
+                            launch_payload=payload, launch_key=idempotency_key, launch_fingerprint=fingerprint, replay_of_run_id=replay_of_run_id,
                         )
-                break
+                    )
             except IntegrityError:
                 if idempotency_key is None:
                     raise
-        if existing is not None:
-            if existing.temporal_run_id is not None:
-                return LaunchedRun(run_id, tenant, existing.workflow_id, existing.workflow_version, temporal_id, existing.temporal_run_id)
-            # a previous launch with this key wrote the row, then did not record a start
+                # a concurrent launch with the same key inserted the row first: it is that launch
+                return await self.launch(tenant, workflow_id, payload, version=requested_version, mocks=mocks, trigger=trigger,
+                                         idempotency_key=idempotency_key, replay_of_run_id=replay_of_run_id)
+        else:
             now = existing.created_at if existing.created_at.tzinfo else existing.created_at.replace(tzinfo=UTC)
         run_input = RunInput(
             run_id=run_id, tenant=tenant, workflow_id=workflow_id, workflow_version=version, definition=row.document,

@@ -4,10 +4,13 @@ from runtime_core.persistence._database import Database, normalize_url, utcnow
 from runtime_core.persistence._migrate import current_revision, head_revision, upgrade
 from runtime_core.persistence._tables import (
     ActionInvocation,
+    ApiToken,
     Base,
     DataStoreEntry,
     DefinitionVersion,
     EventDelivery,
+    RedactionRule,
+    RunAction,
     RunRow,
     RunSnapshot,
     RuntimeEvent,
@@ -20,11 +23,14 @@ from runtime_core.persistence._tables import (
 
 __all__ = [
     "ActionInvocation",
+    "ApiToken",
     "Base",
     "DataStoreEntry",
     "Database",
     "DefinitionVersion",
     "EventDelivery",
+    "RedactionRule",
+    "RunAction",
     "RunRow",
     "RunSnapshot",
     "RuntimeEvent",

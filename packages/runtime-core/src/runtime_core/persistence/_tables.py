@@ -15,10 +15,13 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
     "ActionInvocation",
+    "ApiToken",
     "Base",
     "DataStoreEntry",
     "DefinitionVersion",
     "EventDelivery",
+    "RedactionRule",
+    "RunAction",
     "RunRow",
     "RunSnapshot",
     "RuntimeEvent",
@@ -96,6 +99,7 @@ class RunRow(Base):
         Index("ix_workflow_runs_tenant_status", "tenant", "status"),
         Index("ix_workflow_runs_parent", "parent_run_id"),
         Index("ix_workflow_runs_root", "root_run_id"),
+        Index("ix_workflow_runs_tenant_created", "tenant", "created_at", "run_id"),
     )
 
     run_id: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -118,6 +122,15 @@ class RunRow(Base):
     started_at: Mapped[datetime | None]
     ended_at: Mapped[datetime | None]
     updated_at: Mapped[datetime]
+    #: The payload exactly as launched (``input`` is the display copy, redacted): what a replay
+    #: sends again. Never shown.
+    launch_payload: Mapped[Any | None] = mapped_column(JsonType)
+    #: The launch's idempotency key and a fingerprint of what it launched (workflow, version,
+    #: payload): the same key with another body is a conflict.
+    launch_key: Mapped[str | None] = mapped_column(String(300))
+    launch_fingerprint: Mapped[str | None] = mapped_column(String(64))
+    #: The run this one replays.
+    replay_of_run_id: Mapped[str | None] = mapped_column(String(64))
 
 
 class StepRow(Base):
@@ -302,6 +315,56 @@ class DataStoreEntry(Base):
     value: Mapped[Any | None] = mapped_column(JsonType)
     expires_at: Mapped[datetime | None]
     updated_at: Mapped[datetime]
+
+
+class RunAction(Base):
+    """An operator action on a run (cancel, replay, resume, reconcile), with who, why and when."""
+
+    __tablename__ = "workflow_run_actions"
+    __table_args__ = (Index("ix_workflow_run_actions_run", "tenant", "run_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    tenant: Mapped[str] = mapped_column(String(128))
+    run_id: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str | None] = mapped_column(String(200))
+    reason: Mapped[str | None] = mapped_column(Text)
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
+    at: Mapped[datetime]
+
+
+class ApiToken(Base):
+    """An API token: one tenant, one role, stored only as a SHA-256 hash."""
+
+    __tablename__ = "workflow_api_tokens"
+    __table_args__ = (UniqueConstraint("token_hash"), UniqueConstraint("tenant", "name"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    tenant: Mapped[str] = mapped_column(String(128))
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64))
+    #: The first characters of the token, to tell tokens apart in listings.
+    token_prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+class RedactionRule(Base):
+    """A tenant's rule for what the API and CLI show as ``"[REDACTED]"``."""
+
+    __tablename__ = "workflow_redaction_rules"
+    __table_args__ = (UniqueConstraint("tenant", "kind", "pattern"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    tenant: Mapped[str] = mapped_column(String(128))
+    #: ``path`` (a dotted path with ``*`` wildcards, such as ``payload.card.*``) or ``key``
+    #: (a key name pattern with ``*``, such as ``*password*``, matched anywhere).
+    kind: Mapped[str] = mapped_column(String(8))
+    pattern: Mapped[str] = mapped_column(String(300))
+    created_at: Mapped[datetime]
+    created_by: Mapped[str | None] = mapped_column(String(200))
 
 
 class RunSnapshot(Base):

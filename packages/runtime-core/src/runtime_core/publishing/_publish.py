@@ -210,6 +210,7 @@ async def publish_definitions(
     documents: list[Any],
     *,
     extra_actions: Iterable[tuple[str, int]] = (),
+    dry_run: bool = False,
 ) -> PublishOutcome:
     """Validate ``documents`` as one batch (in any order) and publish them.
 
@@ -224,6 +225,7 @@ async def publish_definitions(
         tenant: Owner of the definitions.
         documents: Parsed JSON documents.
         extra_actions: ``(action id, version)`` pairs to treat as registered (scenario mocks).
+        dry_run: Validate only: report the problems (and ``published`` as it would be), store nothing.
 
     Returns:
         The outcome; when any problem is an error, nothing was written.
@@ -273,6 +275,8 @@ async def publish_definitions(
         models.append((model, canonical, digest))
     if any(p["severity"] == "error" for p in problems):
         return PublishOutcome(published=False, problems=problems)
+    if dry_run:
+        return PublishOutcome(published=True, problems=problems)
 
     try:
         return PublishOutcome(published=True, problems=problems, versions=await _store(database, tenant, models, stored))

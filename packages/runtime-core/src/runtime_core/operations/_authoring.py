@@ -1,0 +1,112 @@
+"""Definitions: validate and publish batches, list workflows and versions, register task types."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from runtime_core.ingress import TaskError, register_task_definition
+from runtime_core.operations._base import OperationsBase, iso
+from runtime_core.operations._errors import Invalid, NotFound
+from runtime_core.operations._schemas import (
+    DefinitionSummary,
+    Problem,
+    PublishedVersionView,
+    PublishResult,
+    TaskDefinitionRequest,
+    ValidationResult,
+    VersionDetail,
+    VersionSummary,
+)
+from runtime_core.persistence import DefinitionVersion, WorkflowDefinitionRow
+from runtime_core.publishing import publish_definitions
+
+__all__ = ["Authoring", "version_detail"]
+
+
+def _problem(p: dict[str, Any]) -> Problem:
+    return Problem(workflowId=p.get("workflowId"), version=p.get("version"), path=p.get("stepPath"), stepId=p.get("stepId"),
+                   code=p["code"], message=p["message"], severity=p["severity"])
+
+
+async def version_detail(ops: OperationsBase, tenant: str, workflow_id: str, version: int) -> VersionDetail:
+    """A published version with its definition.
+
+    Raises:
+        NotFound: Not published for this tenant.
+    """
+    async with ops.database.sessions() as session:
+        row = (await session.execute(select(DefinitionVersion).where(
+            DefinitionVersion.tenant == tenant, DefinitionVersion.workflow_id == workflow_id, DefinitionVersion.version == version))).scalar_one_or_none()
+    if row is None:
+        raise NotFound(f"workflow {workflow_id} version {version} not found")
+    return VersionDetail(workflowId=row.workflow_id, version=row.version, hash=row.definition_hash, trigger=row.document.get("trigger"),
+                         publishedAt=iso(row.published_at) or "", definition=row.document)
+
+
+class Authoring(OperationsBase):
+    """Definition and task-definition operations."""
+
+    async def validate_definitions(self, tenant: str, documents: list[Any]) -> ValidationResult:
+        """Validate a batch as publishing would, storing nothing."""
+        outcome = await publish_definitions(self.database, self.registry, tenant, documents, dry_run=True)
+        return ValidationResult(valid=outcome.published, problems=[_problem(p) for p in outcome.problems])
+
+    async def publish(self, tenant: str, documents: list[Any]) -> PublishResult:
+        """Publish a batch, all or nothing.
+
+        Raises:
+            Invalid: Any problem of severity ``error`` (every problem listed); nothing stored.
+        """
+        outcome = await publish_definitions(self.database, self.registry, tenant, documents)
+        if not outcome.published:
+            raise Invalid(
+                f"nothing was published: {len(outcome.errors)} problem(s)",
+                errors=[{"path": _where(p), "code": p["code"], "message": p["message"]} for p in outcome.errors],
+            )
+        return PublishResult(
+            published=[PublishedVersionView(workflowId=v.workflow_id, version=v.version, hash=v.definition_hash, created=v.created) for v in outcome.versions],
+            problems=[_problem(p) for p in outcome.problems],
+        )
+
+    async def list_definitions(self, tenant: str) -> list[DefinitionSummary]:
+        """The tenant's workflows with their latest version, by id."""
+        async with self.database.sessions() as session:
+            rows = (await session.execute(select(WorkflowDefinitionRow).where(WorkflowDefinitionRow.tenant == tenant).order_by(WorkflowDefinitionRow.workflow_id))).scalars().all()
+        return [DefinitionSummary(workflowId=r.workflow_id, name=r.name, description=r.description, latestVersion=r.latest_version, updatedAt=iso(r.updated_at) or "") for r in rows]
+
+    async def list_versions(self, tenant: str, workflow_id: str) -> list[VersionSummary]:
+        """Every published version of a workflow, newest first.
+
+        Raises:
+            NotFound: The workflow is not published for this tenant.
+        """
+        async with self.database.sessions() as session:
+            rows = (await session.execute(select(DefinitionVersion).where(DefinitionVersion.tenant == tenant, DefinitionVersion.workflow_id == workflow_id)
+                                          .order_by(DefinitionVersion.version.desc()))).scalars().all()
+        if not rows:
+            raise NotFound(f"workflow {workflow_id} not found")
+        return [VersionSummary(workflowId=r.workflow_id, version=r.version, hash=r.definition_hash, trigger=r.document.get("trigger"), publishedAt=iso(r.published_at) or "")
+                for r in rows]
+
+    async def get_version(self, tenant: str, workflow_id: str, version: int) -> VersionDetail:
+        """A published version with its definition."""
+        return await version_detail(self, tenant, workflow_id, version)
+
+    async def register_task_type(self, tenant: str, request: TaskDefinitionRequest) -> dict[str, str]:
+        """Register (or replace) a task type's form schema.
+
+        Raises:
+            Invalid: The schema cannot be used (every problem in the message).
+        """
+        try:
+            await register_task_definition(self.database, tenant, request.taskType, request.formSchema)
+        except TaskError as err:
+            raise Invalid(str(err), errors=[{"path": "formSchema", "code": "INVALID_FORM_SCHEMA", "message": str(err)}]) from None
+        return {"taskType": request.taskType}
+
+
+def _where(p: dict[str, Any]) -> str:
+    parts = [str(x) for x in (p.get("workflowId"), p.get("stepPath")) if x]
+    return " ".join(parts) or "root"
