@@ -30,7 +30,9 @@ OWN_SCENARIOS = Path(__file__).resolve().parent / "scenarios"
 #: wfr-sqlite / wfr-postgres: the shared stacks; wfr-misc: worker processes; wfr-iso-N: lent to one
 #: test (or module) at a time, whose worker must not share a namespace with another database's.
 ISOLATED = tuple(f"wfr-iso-{i}" for i in range(4))
-NAMESPACES = ("wfr-sqlite", "wfr-postgres", "wfr-misc", *ISOLATED)
+#: Never polled before the one test that needs a queue nobody has polled (pollers are remembered).
+QUIET_NAMESPACE = "wfr-quiet"
+NAMESPACES = ("wfr-sqlite", "wfr-postgres", "wfr-misc", QUIET_NAMESPACE, *ISOLATED)
 _FREE_NAMESPACES = list(ISOLATED)
 BACKENDS = ("sqlite", "postgres")
 

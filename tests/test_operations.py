@@ -32,7 +32,7 @@ from runtime_core.operations import (
 )
 from runtime_core.persistence import Database, RunRow, utcnow
 
-from .conftest import isolated_namespace, new_database, running_stack
+from .conftest import QUIET_NAMESPACE, new_database, running_stack
 
 
 def _tenant() -> str:
@@ -201,41 +201,41 @@ async def test_diagnosis_finds_no_worker_and_a_failing_workflow_task(temporal_se
     from runtime_core.worker import temporal_runtime
 
     database = await new_database("sqlite", tmp_path)
-    with isolated_namespace() as namespace:
-        client = await Client.connect(temporal_server.address, namespace=namespace, runtime=temporal_runtime())
-        from runtime_core.persistence import upgrade
+    namespace = QUIET_NAMESPACE  # its queue has never been polled (pollers are remembered for minutes)
+    client = await Client.connect(temporal_server.address, namespace=namespace, runtime=temporal_runtime())
+    from runtime_core.persistence import upgrade
 
-        await upgrade(database)
-        tenant = _tenant()
-        ops = Operations(database, client, stuck_after_seconds=0.5, diagnosis_cache_seconds=0)
-        await ops.publish(tenant, [ECHO])
-        alone, _ = await ops.launch_run(tenant, LaunchRequest(workflowId="echo", payload={"n": 1}))
-        await asyncio.sleep(1)
-        diagnosis = (await ops.get_run(tenant, alone.runId)).diagnosis
-        assert diagnosis is not None and diagnosis.reason == "NO_WORKER" and TASK_QUEUE in diagnosis.detail
-        async with running_stack(temporal_server, namespace, database) as stack:
-            await _end(stack, alone.runId)
-            # a run whose definition does not parse in the workflow: its task fails on every attempt
-            broken = {"id": "broken", "version": 1, "name": "b", "steps": [{"id": "x", "type": "no.such.step"}]}
-            run_id = uuid.uuid4().hex
-            now = utcnow()
-            async with database.sessions.begin() as session:
-                session.add(RunRow(run_id=run_id, tenant=tenant, workflow_id="broken", workflow_version=1, status="RUNNING", engine="temporal",
-                                   temporal_workflow_id=f"workflow-runtime-v2:run:{run_id}", definition_hash=definition_hash(broken), semantics_version=1,
-                                   root_run_id=run_id, input={}, created_at=now, started_at=now, updated_at=now))
-            await client.start_workflow(WORKFLOW_TYPE, RunInput(run_id=run_id, tenant=tenant, workflow_id="broken", workflow_version=1, definition=broken,
-                                                                definition_hash=definition_hash(broken), semantics_version=1, payload={}, started_at="2026-01-01T00:00:00.000Z"),
-                                        id=f"workflow-runtime-v2:run:{run_id}", task_queue=TASK_QUEUE)
-            found = None
-            for _ in range(60):
-                found = (await ops.get_run(tenant, run_id)).diagnosis
-                if found is not None and found.reason == "WORKFLOW_TASK_FAILING":
-                    break
-                await asyncio.sleep(0.5)
-            assert found is not None and found.reason == "WORKFLOW_TASK_FAILING", found
-            stuck = await ops.list_runs(tenant, RunFilter(stuck=True))
-            assert [r.runId for r in stuck.items] == [run_id]
-            await client.get_workflow_handle(f"workflow-runtime-v2:run:{run_id}").terminate()
+    await upgrade(database)
+    tenant = _tenant()
+    ops = Operations(database, client, stuck_after_seconds=0.5, diagnosis_cache_seconds=0)
+    await ops.publish(tenant, [ECHO])
+    alone, _ = await ops.launch_run(tenant, LaunchRequest(workflowId="echo", payload={"n": 1}))
+    await asyncio.sleep(1)
+    diagnosis = (await ops.get_run(tenant, alone.runId)).diagnosis
+    assert diagnosis is not None and diagnosis.reason == "NO_WORKER" and TASK_QUEUE in diagnosis.detail
+    async with running_stack(temporal_server, namespace, database) as stack:
+        await _end(stack, alone.runId)
+        # a run whose definition does not parse in the workflow: its task fails on every attempt
+        broken = {"id": "broken", "version": 1, "name": "b", "steps": [{"id": "x", "type": "no.such.step"}]}
+        run_id = uuid.uuid4().hex
+        now = utcnow()
+        async with database.sessions.begin() as session:
+            session.add(RunRow(run_id=run_id, tenant=tenant, workflow_id="broken", workflow_version=1, status="RUNNING", engine="temporal",
+                               temporal_workflow_id=f"workflow-runtime-v2:run:{run_id}", definition_hash=definition_hash(broken), semantics_version=1,
+                               root_run_id=run_id, input={}, created_at=now, started_at=now, updated_at=now))
+        await client.start_workflow(WORKFLOW_TYPE, RunInput(run_id=run_id, tenant=tenant, workflow_id="broken", workflow_version=1, definition=broken,
+                                                            definition_hash=definition_hash(broken), semantics_version=1, payload={}, started_at="2026-01-01T00:00:00.000Z"),
+                                    id=f"workflow-runtime-v2:run:{run_id}", task_queue=TASK_QUEUE)
+        found = None
+        for _ in range(60):
+            found = (await ops.get_run(tenant, run_id)).diagnosis
+            if found is not None and found.reason == "WORKFLOW_TASK_FAILING":
+                break
+            await asyncio.sleep(0.5)
+        assert found is not None and found.reason == "WORKFLOW_TASK_FAILING", found
+        stuck = await ops.list_runs(tenant, RunFilter(stuck=True))
+        assert [r.runId for r in stuck.items] == [run_id]
+        await client.get_workflow_handle(f"workflow-runtime-v2:run:{run_id}").terminate()
     await database.dispose()
 
 

@@ -93,3 +93,8 @@ class RunError(Exception):
         """
         super().__init__(f"{info.category}: {info.message}")
         self.info = info
+        #: Where the run stood when a failed action's error left its sequences, outermost first
+        #: (continue-as-new frames): set only for an action failure that can be resumed.
+        self.frames: list[dict[str, Any]] | None = None
+        #: The container state of the step being unwound, waiting for its sequence's frame.
+        self.resume_container: dict[str, Any] | None = None

@@ -206,7 +206,10 @@ class InterpreterEngine:
             self._consumed = cp.get("consumed", [])
             self._consumed_set = set(self._consumed)
             resume = cp["frames"]
+            if cp.get("resumed") is not None:
+                _reopen_frames(resume)  # an operator's resume: the failed step and its containers run on
         error: RuntimeErrorInfo | None = None
+        resume_point: dict[str, Any] | None = None
         try:
             try:
                 await self._run_sequence(definition.steps, "root.steps", self._root, resume)
@@ -225,6 +228,11 @@ class InterpreterEngine:
         except RunError as err:
             self._status = "FAILED"
             error = err.info
+            if err.frames:
+                # where an operator's resume continues: the failed action, inside its containers
+                resume_point = self._checkpoint(err.frames)
+                if json_size(resume_point) > _CHECKPOINT_MAX_BYTES:
+                    resume_point = None
         except asyncio.CancelledError:
             self._status = "CANCELED"
             error = RuntimeErrorInfo(category="Cancellation", message="the run was cancelled by an operator", at=self._now())
@@ -232,7 +240,8 @@ class InterpreterEngine:
             raise
         await self._finalize(error)
         if error is not None:
-            raise ApplicationError(error.message, error.to_dict(), type=error.category, non_retryable=True)
+            details = [error.to_dict()] if resume_point is None else [error.to_dict(), {"resumePoint": resume_point}]
+            raise ApplicationError(error.message, *details, type=error.category, non_retryable=True)
         return RunResult(run_id=inp.run_id, status=self._status, payload=self._root.data.payload, vars=self._root.data.vars, meta=self._meta)
 
     def _state(self) -> dict[str, Any]:
@@ -438,6 +447,11 @@ class InterpreterEngine:
                     can.frames.insert(0, {"seqPath": path, "index": index, "container": can.container})
                     can.container = None
                 raise
+            except RunError as err:
+                if err.frames is not None:  # a resumable action failure: record where it left
+                    err.frames.insert(0, {"seqPath": path, "index": index, "container": err.resume_container})
+                    err.resume_container = None
+                raise
 
     def _maybe_continue_as_new(self, scope: _Scope, path: str, index: int) -> None:
         if scope.concurrent or self._input is None:
@@ -486,6 +500,9 @@ class InterpreterEngine:
                 err.info.at = self._now()
             status = "FAILED"
             row["error"] = err.info.to_dict()
+            if isinstance(step, ActionCallStep) and err.frames is None and row["attempts"] >= 1 and not scope.concurrent and err.info.catchable:
+                # an attempt of this action failed the run: an operator may resume it here
+                err.frames, err.resume_container = [], {"row": row}
             raise
         except asyncio.CancelledError:
             status = "CANCELED"
@@ -519,7 +536,7 @@ class InterpreterEngine:
         if isinstance(step, ReturnStep):
             raise _Return()
         if isinstance(step, ActionCallStep):
-            return await self._action_call(step, path, scope, row)
+            return await self._action_call(step, path, scope, row, resumed=container is not None)
         if isinstance(step, TryCatchStep):
             await self._try_catch(step, path, scope, row, inner)
             return None
@@ -546,11 +563,15 @@ class InterpreterEngine:
         )
 
     async def _container(self, row: dict[str, Any], body: Awaitable[None], state: dict[str, Any] | None = None) -> None:
-        """Run a container's body; on continue-as-new, record the container's row and state."""
+        """Run a container's body; on continue-as-new (or a resumable failure), record the container's row and state."""
         try:
             await body
         except _ContinueAsNew as can:
             can.container = {"row": row, **(state or {})}
+            raise
+        except RunError as err:
+            if err.frames is not None:
+                err.resume_container = {"row": row, **(state or {})}
             raise
 
     # ------------------------------------------------------------------------- control flow
@@ -798,11 +819,15 @@ class InterpreterEngine:
     # ----------------------------------------------------------------------------- actions
 
     async def _with_retry(self, step: ActionCallStep | CallWorkflowStep, path: str, scope: _Scope, row: dict[str, Any],
-                          attempt_once: Callable[[int], Awaitable[Any]]) -> tuple[bool, Any]:
-        """Run attempts under the step's retry policy; ``(True, result)`` or ``(False, status)``."""
+                          attempt_once: Callable[[int], Awaitable[Any]], done: int = 0) -> tuple[bool, Any]:
+        """Run attempts under the step's retry policy; ``(True, result)`` or ``(False, status)``.
+
+        ``done`` attempts already failed before (a resumed step): numbering continues after them,
+        and the policy allows its attempts again.
+        """
         policy = step.retry
-        max_attempts = policy.maxAttempts if policy else 1
-        attempt = 0
+        max_attempts = (policy.maxAttempts if policy else 1) + done
+        attempt = done
         while True:
             attempt += 1
             row["attempts"] = attempt
@@ -814,11 +839,11 @@ class InterpreterEngine:
                 row["error"] = info.to_dict()
                 if attempt < max_attempts and _should_retry(policy.retryOn if policy else None, info):
                     assert policy is not None
-                    await workflow.sleep(timedelta(milliseconds=_backoff_ms(policy, attempt)))
+                    await workflow.sleep(timedelta(milliseconds=_backoff_ms(policy, attempt - done)))
                     continue
                 return False, self._on_final_error(step, path, scope, row, info)
 
-    async def _action_call(self, step: ActionCallStep, path: str, scope: _Scope, row: dict[str, Any]) -> str | None:
+    async def _action_call(self, step: ActionCallStep, path: str, scope: _Scope, row: dict[str, Any], *, resumed: bool = False) -> str | None:
         assert self._input is not None
         inp = self._input
         cfg = step.config
@@ -859,7 +884,7 @@ class InterpreterEngine:
                     raise asyncio.CancelledError() from None  # we cancelled it: not the action's error
                 raise RunError(_error_from_activity(err)) from None
 
-        ok, outcome = await self._with_retry(step, path, scope, row, attempt_once)
+        ok, outcome = await self._with_retry(step, path, scope, row, attempt_once, row["attempts"] if resumed else 0)
         if not ok:
             return str(outcome)
         row["error"] = None
@@ -942,6 +967,17 @@ class InterpreterEngine:
             for target, value in values:
                 self._assign(scope, target, value)
         return None
+
+
+def _reopen_frames(frames: Resume) -> None:
+    """Rows of a resume point (recorded as the failure left them) back to running."""
+    for frame in frames:
+        container = frame.get("container")
+        if container is not None:
+            row = container["row"]
+            row["status"], row["error"] = "STARTED", None
+            row.pop("endedAt", None)
+            row.pop("durationMs", None)
 
 
 def _backoff_ms(policy: RetryPolicy, attempt: int) -> float:
