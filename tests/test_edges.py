@@ -524,12 +524,12 @@ def test_malformed_wfr_invocations_fail_with_one_line(cli_files: str) -> None:
 
 def test_an_unexpected_error_is_one_line_and_a_traceback_with_v(cli_files: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """The last resort in `wfr`: an exception nobody expected is one line; `wfr -v` adds its traceback."""
-    import runtime_core.readmodel
+    from runtime_core.operations import Operations
 
-    def broken(*args: Any, **kwargs: Any) -> Any:
+    async def broken(*args: Any, **kwargs: Any) -> Any:
         raise KeyError("boom")
 
-    monkeypatch.setattr(runtime_core.readmodel, "run_view", broken)
+    monkeypatch.setattr(Operations, "get_run", broken)
     env: dict[str, str | None] = {"WFR_DATABASE_URL": f"sqlite:///{cli_files}/unexpected.db"}
     code, _stdout, stderr = invoke_wfr(["runs", "show", "r1"], env)
     assert_one_error_line(code, stderr, 1, "unexpected KeyError: 'boom' (run `wfr -v …` to see the traceback)")

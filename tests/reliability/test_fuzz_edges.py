@@ -422,7 +422,18 @@ def _cli_strategy(files: list[str]) -> st.SearchStrategy[list[str]]:
         st.tuples(st.just(["events", "send"]), word.map(lambda w: [w]), options(("--payload", json_text), ("--key", word), ("--event-id", word), tenant)),
         st.tuples(st.just(["tasks", "complete"]), word.map(lambda w: [w]), options(("--response", json_text), ("--admin", word), tenant)),
         st.tuples(st.just(["tasks", "register"]), st.tuples(word, st.sampled_from(files)).map(list), options(tenant)),
-        st.tuples(st.just(["runs"]), st.tuples(st.sampled_from(["show", "cancel"]), word).map(list), options(tenant, ("--json", st.just(FLAG)))),
+        st.tuples(st.just(["runs"]), st.tuples(st.sampled_from(["show", "cancel", "steps", "live", "export", "resume", "reconcile"]), word).map(list),
+                  options(tenant, ("--json", st.just(FLAG)), ("--reason", word), ("--actor", word))),
+        st.tuples(st.just(["runs", "list"]), st.just([]), options(("--status", word), ("--workflow", word), ("--since", word), ("--until", word), ("--cursor", word),
+                                                                  ("--limit", word), ("--stuck", st.just(FLAG)), tenant)),
+        st.tuples(st.just(["runs", "cancel"]), st.lists(word, max_size=2), options(("--filter", st.just(FLAG)), ("--status", word), ("--dry-run", st.just(FLAG)), tenant)),
+        st.tuples(st.just(["runs", "replay"]), word.map(lambda w: [w]), options(("--payload", json_text), ("--reason", word), tenant)),
+        st.tuples(st.sampled_from([["tasks", "list"], ["events", "list"], ["definitions", "list"], ["redaction", "list"], ["tokens", "list"]]), st.just([]),
+                  options(("--status", word), ("--cursor", word), ("--name", word), tenant)),
+        st.tuples(st.sampled_from([["tasks", "show"], ["events", "show"], ["definitions", "show"], ["tokens", "revoke"], ["redaction", "remove"]]), word.map(lambda w: [w]),
+                  options(("--version", word), tenant, ("--json", st.just(FLAG)))),
+        st.tuples(st.just(["tokens", "create"]), st.just([]), options(("--role", st.one_of(word, st.sampled_from(["viewer", "admin"]))), ("--name", word), tenant)),
+        st.tuples(st.just(["redaction", "add"]), st.just([]), options(("--path", word), ("--key", word), tenant)),
         st.tuples(st.just(["publish"]), st.lists(st.sampled_from(files), min_size=1, max_size=3), options(tenant)),
         st.tuples(st.just(["db", "upgrade"]), st.just([]), options(("--url", urls))),
         st.tuples(st.just(["schema"]), st.just([]), st.just([])),
@@ -458,11 +469,14 @@ def test_fuzz_wfr_arguments(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     failures: list[str] = []
     runner = CliRunner()
     with ThreadPoolExecutor(1) as pool:  # asyncio.run inside wfr must not touch the test session's event loop
+        assert pool.submit(runner.invoke, wfr, ["db", "upgrade"], env=env).result().exit_code == 0  # the database commands get past the schema
         for argv in argvs:
             result = pool.submit(runner.invoke, wfr, argv, env=env, catch_exceptions=True).result()
             exits[result.exit_code] += 1
             lines = result.stderr.strip().splitlines()
-            listed = argv[:1] == ["publish"] or argv[:2] == ["tasks", "complete"]
+            # these print each problem of a refused input before their Error: line
+            listed = argv[:1] == ["publish"] or argv[:2] in (["tasks", "complete"], ["runs", "list"], ["runs", "cancel"], ["runs", "replay"], ["tasks", "list"],
+                                                             ["events", "list"], ["tokens", "create"], ["redaction", "add"])
             problem = None
             if result.exception is not None and not isinstance(result.exception, SystemExit):
                 problem = f"raised {type(result.exception).__name__}: {result.exception}"

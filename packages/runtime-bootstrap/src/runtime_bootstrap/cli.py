@@ -395,8 +395,9 @@ def events() -> None:
 @click.option("--payload", default="{}", help="JSON payload, or @file.json.")
 @click.option("--event-id", default=None, help="Idempotency id (generated when absent).")
 @click.option("--tenant", default="default", show_default=True)
-def events_send(event_name: str, correlation_key: str | None, payload: str, event_id: str | None, tenant: str) -> None:
-    """Store an event once and resume every run of the tenant waiting for it."""
+@click.option("--json", "as_json", is_flag=True, help="Accepted for symmetry: the outcome is always printed as JSON.")
+def events_send(event_name: str, correlation_key: str | None, payload: str, event_id: str | None, tenant: str, as_json: bool) -> None:
+    """Store an event once, wait for its first deliveries and print their outcome as JSON."""
     from runtime_core.ingress import EventIngress
 
     settings = _settings()
@@ -456,94 +457,9 @@ def tasks_register(task_type: str, schema_file: str, tenant: str) -> None:
     _run(lambda: _with_database(settings.runtime.database_url, "WFR_DATABASE_URL", go))
 
 
-@tasks.command("complete")
-@click.argument("task_id")
-@click.option("--response", required=True, help="JSON response, or @file.json.")
-@click.option("--admin", "actor", default=None, help="Admin override as ACTOR: skip validation, recorded.")
-@click.option("--tenant", default="default", show_default=True)
-def tasks_complete(task_id: str, response: str, actor: str | None, tenant: str) -> None:
-    """Answer a task; the response is validated against its form schema first."""
-    from runtime_core.ingress import TaskError, TaskResponseRejected, complete_task
-
-    settings = _settings()
-    _require_stack(settings)
-    _check_text(task_id, "TASK_ID")
-    _check_text(tenant, "--tenant")
-    if actor is not None:
-        _check_text(actor, "--admin")
-    data = _parse_json_option(response, "--response")
-    _check_json(data, "--response", "response")
-
-    async def go() -> None:
-        async with _stack(settings, with_worker=False) as stack:
-            try:
-                await complete_task(stack.database, stack.client, tenant, task_id, data, admin=actor is not None, actor=actor)
-            except TaskResponseRejected as err:
-                for problem in err.errors:
-                    click.echo(f"{problem['path']}: {problem['message']}", err=True)
-                raise click.ClickException("response rejected; the task stays open") from None
-            except TaskError as err:
-                raise click.ClickException(str(err)) from None
-        click.echo(f"task {task_id} completed")
-
-    _run(go)
-
-
-@wfr.group()
-def runs() -> None:
-    """Runs."""
-
-
-@runs.command("cancel")
-@click.argument("run_id")
-@click.option("--tenant", default="default", show_default=True)
-def runs_cancel(run_id: str, tenant: str) -> None:
-    """Operator cancel: steps, waits, tasks and children end CANCELED."""
-    from runtime_core.launcher import LaunchError
-
-    settings = _settings()
-    _require_stack(settings)
-    _check_text(run_id, "RUN_ID")
-    _check_text(tenant, "--tenant")
-
-    async def go() -> None:
-        async with _stack(settings, with_worker=False) as stack:
-            try:
-                await stack.launcher.cancel(tenant, run_id)
-            except LaunchError as err:
-                raise click.ClickException(str(err)) from None
-        click.echo(f"cancel requested for run {run_id}")
-
-    _run(go)
-
-
-@runs.command("show")
-@click.argument("run_id")
-@click.option("--tenant", default="default", show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print the run view as JSON.")
-def runs_show(run_id: str, tenant: str, as_json: bool) -> None:
-    """Show a run: status, scopes and its step timeline."""
-    from runtime_bootstrap._demo import format_timeline
-    from runtime_core.readmodel import run_view
-
-    settings = _settings()
-    _check_text(run_id, "RUN_ID")
-    _check_text(tenant, "--tenant")
-
-    async def go(database: Database) -> None:
-        view = await run_view(database, run_id, tenant=tenant)
-        if view is None:
-            raise click.ClickException(f"run {run_id} not found for tenant {tenant!r}")
-        if as_json:
-            click.echo(json.dumps(view, indent=2))
-            return
-        click.echo(f"{view['workflowId']} v{view['workflowVersion']}  {view['status']}")
-        for line in format_timeline(view, indent="  "):
-            click.echo(line)
-        for wait in view["waits"]:
-            click.echo(f"  wait {wait['type']:<6} {wait['status']:<9} {wait.get('eventName') or ''} {wait.get('key') or ''}".rstrip())
-
-    _run(lambda: _with_database(settings.runtime.database_url, "WFR_DATABASE_URL", go))
+# The commands over the operations layer (runs, tasks list|show|complete, events list|show,
+# definitions, tokens, redaction) live in modules of their own: importing them registers them.
+from runtime_bootstrap import cli_admin, cli_inbound, cli_runs  # noqa: E402, F401, I001
 
 
 # --------------------------------------------------------------------------------- scenario

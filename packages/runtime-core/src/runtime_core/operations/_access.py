@@ -96,7 +96,8 @@ class Access(OperationsBase):
             Conflict: A name shared by tokens of several tenants (give the tenant or the id).
         """
         query = select(ApiToken)
-        query = query.where(ApiToken.id == int(name_or_id)) if name_or_id.isdigit() else query.where(ApiToken.name == name_or_id)
+        by_id = name_or_id.isascii() and name_or_id.isdigit() and len(name_or_id) <= 18  # an id fits the column; "²" is no number
+        query = query.where(ApiToken.id == int(name_or_id)) if by_id else query.where(ApiToken.name == name_or_id)
         if tenant is not None:
             query = query.where(ApiToken.tenant == tenant)
         async with self.database.sessions.begin() as session:
