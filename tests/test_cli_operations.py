@@ -397,7 +397,6 @@ def test_resume_refuses_a_run_that_did_not_fail(dev: Dev) -> None:
     _one_error(result, 1, "")
 
 
-@pytest.mark.xfail(reason="Operations.resume_run is being implemented (it answers 'resume is being implemented')", strict=True)
 def test_resume_continues_a_failed_run_from_its_failed_step(dev: Dev) -> None:
     """`wfr runs resume` of a FAILED run: the same run continues from the failed step; the counter before it stays exact; the history says who."""
     n = uuid.uuid4().int % 10**6

@@ -332,3 +332,39 @@ async def test_tokens_roles_and_redaction_rules(tmp_path: Any) -> None:
     async with database.sessions.begin() as session:
         await session.execute(update(ApiToken).values(revoked_at=None))
     await database.dispose()
+
+
+async def test_hostile_parameters_are_refused_before_the_database(stack: Stack) -> None:
+    """Cursors of the wrong shape, numbers beyond the columns, NUL characters: 404 or 422, never a database error."""
+    from runtime_core.operations._base import encode_cursor
+
+    tenant = _tenant()
+    ops = await _ops(stack, tenant)
+    invalid_calls = [
+        lambda: ops.list_runs(tenant, cursor=encode_cursor("2026-01-01T00:00:00Z", 5)),
+        lambda: ops.list_events(tenant, cursor=encode_cursor("2026-01-01T00:00:00Z", 10**30)),
+        lambda: ops.list_tasks(tenant, cursor=encode_cursor(1, 2)),
+        lambda: ops.list_runs(tenant, RunFilter(workflowId="a\x00b")),
+        lambda: ops.list_runs(tenant, RunFilter(startedAfter="0001-01-01T00:00:00+14:00")),
+        lambda: ops.list_tasks(tenant, task_type="a\x00"),
+        lambda: ops.list_events(tenant, event_name="\ud800"),
+        lambda: ops.create_token(tenant, "viewer", "n\x00"),
+        lambda: ops.add_redaction_rule(tenant, RedactionRuleRequest(kind="key", pattern="a\x00"), actor=None),
+    ]
+    for call in invalid_calls:
+        with pytest.raises(Invalid):
+            await call()
+    not_found_calls = [
+        lambda: ops.get_version(tenant, "echo", 2**40),
+        lambda: ops.list_versions(tenant, "e\x00"),
+        lambda: ops.remove_redaction_rule(tenant, 2**70),
+        lambda: ops.revoke_token("t\x00", tenant=tenant),
+        lambda: ops.get_event(tenant, "e\x00"),
+        lambda: ops.get_run(tenant, "r\x00"),
+        lambda: ops.get_task(tenant, "\ud800"),
+    ]
+    for call in not_found_calls:
+        with pytest.raises(NotFound):
+            await call()
+    result = await ops.reconcile(tenant, ["nope", "r\x00"], actor="x")
+    assert result.checked == 0 and result.notOpen == ["nope", "r\x00"]

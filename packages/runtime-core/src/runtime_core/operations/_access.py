@@ -11,7 +11,7 @@ from datetime import timedelta
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
-from runtime_core.operations._base import OperationsBase, iso
+from runtime_core.operations._base import MAX_BIGINT, OperationsBase, iso, storable
 from runtime_core.operations._errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from runtime_core.operations._redaction import rule_problem
 from runtime_core.operations._schemas import ROLES, RedactionRuleRequest, RedactionRuleView, TokenCreated, TokenView
@@ -70,7 +70,7 @@ class Access(OperationsBase):
                           errors=[{"path": "tenant", "code": "INVALID_TENANT", "message": "letters, digits, '.', '_', '-'"}])
         token = "wfr_" + secrets.token_urlsafe(32)
         name = name or f"token-{secrets.token_hex(3)}"
-        if not 1 <= len(name) <= 200:
+        if not storable(name) or not 1 <= len(name) <= 200:
             raise Invalid("name must be 1 to 200 characters", errors=[{"path": "name", "code": "INVALID_NAME", "message": "1 to 200 characters"}])
         row = ApiToken(tenant=tenant, name=name, role=role, token_hash=hash_token(token), token_prefix=token[:12], created_at=utcnow())
         try:
@@ -95,6 +95,8 @@ class Access(OperationsBase):
             NotFound: No such token.
             Conflict: A name shared by tokens of several tenants (give the tenant or the id).
         """
+        if not storable(name_or_id) or len(name_or_id) > 200:
+            raise NotFound(f"token {str(name_or_id)[:80]!r} not found")
         query = select(ApiToken)
         by_id = name_or_id.isascii() and name_or_id.isdigit() and len(name_or_id) <= 18  # an id fits the column; "²" is no number
         query = query.where(ApiToken.id == int(name_or_id)) if by_id else query.where(ApiToken.name == name_or_id)
@@ -144,7 +146,7 @@ class Access(OperationsBase):
         Raises:
             Invalid: The pattern cannot be used for its kind.
         """
-        problem = rule_problem(request.kind, request.pattern)
+        problem = rule_problem(request.kind, request.pattern) if storable(request.pattern) else "the pattern must be text without NUL"
         if problem is not None:
             raise Invalid(problem, errors=[{"path": "pattern", "code": "INVALID_RULE", "message": problem}])
         try:
@@ -163,6 +165,8 @@ class Access(OperationsBase):
         Raises:
             NotFound: No such rule for this tenant.
         """
+        if type(rule_id) is not int or not 0 < rule_id <= MAX_BIGINT:
+            raise NotFound(f"redaction rule {rule_id} not found")
         async with self.database.sessions.begin() as session:
             result = await session.execute(delete(RedactionRule).where(RedactionRule.tenant == tenant, RedactionRule.id == rule_id))
         if getattr(result, "rowcount", 0) != 1:

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import select
 
 from runtime_core.ingress import TaskError, register_task_definition
-from runtime_core.operations._base import OperationsBase, iso
+from runtime_core.operations._base import MAX_INT32, OperationsBase, iso, storable
 from runtime_core.operations._errors import Invalid, NotFound
 from runtime_core.operations._schemas import (
     DefinitionSummary,
@@ -36,6 +36,8 @@ async def version_detail(ops: OperationsBase, tenant: str, workflow_id: str, ver
     Raises:
         NotFound: Not published for this tenant.
     """
+    if not storable(workflow_id) or len(workflow_id) > 200 or type(version) is not int or not 1 <= version <= MAX_INT32:
+        raise NotFound(f"workflow {str(workflow_id)[:80]} version {version} not found")
     async with ops.database.sessions() as session:
         row = (await session.execute(select(DefinitionVersion).where(
             DefinitionVersion.tenant == tenant, DefinitionVersion.workflow_id == workflow_id, DefinitionVersion.version == version))).scalar_one_or_none()
@@ -82,6 +84,8 @@ class Authoring(OperationsBase):
         Raises:
             NotFound: The workflow is not published for this tenant.
         """
+        if not storable(workflow_id) or len(workflow_id) > 200:
+            raise NotFound(f"workflow {str(workflow_id)[:80]!r} not found")
         async with self.database.sessions() as session:
             rows = (await session.execute(select(DefinitionVersion).where(DefinitionVersion.tenant == tenant, DefinitionVersion.workflow_id == workflow_id)
                                           .order_by(DefinitionVersion.version.desc()))).scalars().all()

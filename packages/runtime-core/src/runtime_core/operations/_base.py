@@ -36,16 +36,43 @@ def parse_time(value: str, field: str) -> datetime:
     """An RFC 3339 instant from a request.
 
     Raises:
-        Invalid: Not an instant with an offset.
+        Invalid: Not an instant with an offset (or one outside the calendar once in UTC).
     """
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except (ValueError, AttributeError):
-        parsed = None
-    if parsed is None or parsed.tzinfo is None:
+        if parsed.tzinfo is None:
+            raise ValueError
+        return parsed.astimezone(UTC)
+    except (ValueError, AttributeError, TypeError, OverflowError):
         raise Invalid(f"{field} must be an RFC 3339 instant with an offset, such as 2026-11-25T10:00:00Z",
-                      errors=[{"path": field, "code": "INVALID_INSTANT", "message": "not an RFC 3339 instant with an offset"}])
-    return parsed.astimezone(UTC)
+                      errors=[{"path": field, "code": "INVALID_INSTANT", "message": "not an RFC 3339 instant with an offset"}]) from None
+
+
+#: Largest value of the database's 64-bit and 32-bit integer columns.
+MAX_BIGINT = 2**63 - 1
+MAX_INT32 = 2**31 - 1
+
+
+def storable(value: Any) -> bool:
+    """Whether a string from a request can be compared with a column (no NUL, valid Unicode)."""
+    if not isinstance(value, str) or "\x00" in value:
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def text_param(value: Any, field: str, *, max_length: int = 500) -> str:
+    """A string filter or field from a request.
+
+    Raises:
+        Invalid: Not a string the database can compare (NUL, lone surrogate) or too long.
+    """
+    if not storable(value) or len(value) > max_length:
+        raise Invalid(f"{field} must be text of at most {max_length} characters without NUL", errors=[{"path": field, "code": "INVALID_TEXT", "message": "unusable text"}])
+    return str(value)
 
 
 def encode_cursor(*parts: Any) -> str:
@@ -63,6 +90,9 @@ def decode_cursor(cursor: str, arity: int) -> list[Any]:
         parts = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         if not isinstance(parts, list) or len(parts) != arity:
             raise ValueError
+        for part in parts:  # a time and an id: text without NUL, or an integer that fits a column
+            if not (storable(part) and len(part) < 300) and not (type(part) is int and 0 <= part <= MAX_BIGINT):
+                raise ValueError
         return parts
     except (ValueError, TypeError, UnicodeDecodeError):
         raise Invalid("cursor is not one this API handed out; start again without it", errors=[{"path": "cursor", "code": "INVALID_CURSOR", "message": "unknown cursor"}]) from None
@@ -139,7 +169,7 @@ class OperationsBase:
         Raises:
             NotFound: No such run, or another tenant's.
         """
-        if not isinstance(run_id, str) or not run_id or len(run_id) > 64:
+        if not storable(run_id) or not run_id or len(run_id) > 64:
             raise NotFound(f"run {str(run_id)[:80]!r} not found")
         async with self.database.sessions() as session:
             row = await session.get(RunRow, run_id)

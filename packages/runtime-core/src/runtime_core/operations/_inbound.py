@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select, tuple_
 
 from runtime_core.ingress import EventIngress, IngressError, TaskError, TaskResponseRejected, complete_task
-from runtime_core.operations._base import OperationsBase, check_limit, decode_cursor, encode_cursor, iso, parse_time
+from runtime_core.operations._base import OperationsBase, check_limit, decode_cursor, encode_cursor, iso, parse_time, storable, text_param
 from runtime_core.operations._errors import Conflict, Invalid, NotFound
 from runtime_core.operations._runs import task_view
 from runtime_core.operations._schemas import (
@@ -74,12 +74,12 @@ class Inbound(OperationsBase):
         limit = check_limit(limit)
         query = select(RuntimeEvent).where(RuntimeEvent.tenant == tenant)
         if event_name is not None:
-            query = query.where(RuntimeEvent.event_name == event_name)
+            query = query.where(RuntimeEvent.event_name == text_param(event_name, "eventName", max_length=200))
         if correlation_key is not None:
-            query = query.where(RuntimeEvent.correlation_key == correlation_key)
+            query = query.where(RuntimeEvent.correlation_key == text_param(correlation_key, "correlationKey"))
         if cursor:
             received, row_id = decode_cursor(cursor, 2)
-            if not isinstance(row_id, int):
+            if not isinstance(received, str) or type(row_id) is not int:
                 raise Invalid("cursor is not one this API handed out", errors=[{"path": "cursor", "code": "INVALID_CURSOR", "message": "unknown cursor"}])
             query = query.where(tuple_(RuntimeEvent.received_at, RuntimeEvent.id) < tuple_(parse_time(received, "cursor"), row_id))
         async with self.database.sessions() as session:
@@ -95,6 +95,8 @@ class Inbound(OperationsBase):
         Raises:
             NotFound: No such event for this tenant.
         """
+        if not storable(event_id) or len(event_id) > 200:
+            raise NotFound(f"event {str(event_id)[:80]!r} not found")
         async with self.database.sessions() as session:
             row = (await session.execute(select(RuntimeEvent).where(RuntimeEvent.tenant == tenant, RuntimeEvent.event_id == event_id))).scalar_one_or_none()
         if row is None:
@@ -117,11 +119,13 @@ class Inbound(OperationsBase):
                 raise Invalid(f"status must be one of {', '.join(TASK_STATUSES)}", errors=[{"path": "status", "code": "UNKNOWN_STATUS", "message": f"one of {', '.join(TASK_STATUSES)}"}])
             query = query.where(TaskRow.status == status)
         if task_type is not None:
-            query = query.where(TaskRow.task_type == task_type)
+            query = query.where(TaskRow.task_type == text_param(task_type, "taskType", max_length=200))
         if run_id is not None:
-            query = query.where(TaskRow.run_id == run_id)
+            query = query.where(TaskRow.run_id == text_param(run_id, "runId", max_length=64))
         if cursor:
             created, task_id = decode_cursor(cursor, 2)
+            if not isinstance(created, str) or not isinstance(task_id, str):
+                raise Invalid("cursor is not one this API handed out", errors=[{"path": "cursor", "code": "INVALID_CURSOR", "message": "unknown cursor"}])
             query = query.where(tuple_(TaskRow.created_at, TaskRow.task_id) < tuple_(parse_time(created, "cursor"), str(task_id)))
         async with self.database.sessions() as session:
             rows = list((await session.execute(query.order_by(TaskRow.created_at.desc(), TaskRow.task_id.desc()).limit(limit + 1))).scalars())
@@ -130,7 +134,7 @@ class Inbound(OperationsBase):
         return Page[TaskView](items=[task_view(t) for t in rows], nextCursor=encode_cursor(iso(rows[-1].created_at), rows[-1].task_id) if more else None)
 
     async def _task_row(self, tenant: str, task_id: str) -> TaskRow:
-        if not isinstance(task_id, str) or not task_id or len(task_id) > 64:
+        if not storable(task_id) or not task_id or len(task_id) > 64:
             raise NotFound(f"task {str(task_id)[:80]!r} not found")
         async with self.database.sessions() as session:
             row = await session.get(TaskRow, task_id)

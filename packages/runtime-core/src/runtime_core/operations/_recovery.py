@@ -15,11 +15,11 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from runtime_core.contract import RunInput
 from runtime_core.launcher import LaunchError
-from runtime_core.operations._base import TERMINAL
+from runtime_core.operations._base import TERMINAL, storable
 from runtime_core.operations._errors import Conflict, Invalid, NotFound
 from runtime_core.operations._runs import RunReads, summary
 from runtime_core.operations._schemas import BulkCancelRequest, BulkCancelResult, ReconcileResult, RunFilter, RunSummary
-from runtime_core.persistence import RunRow, StepRow, TaskRow, WaitRow, utcnow
+from runtime_core.persistence import RunAction, RunRow, StepRow, TaskRow, WaitRow, utcnow
 from runtime_core.values import safe_text
 
 __all__ = ["RunActions"]
@@ -87,9 +87,12 @@ class RunActions(RunReads):
             if flt.stuck:
                 diagnosed = await self.diagnoser.for_rows(rows)
                 rows = [r for r in rows if r.run_id in diagnosed]
+        requested = await self._cancel_requested([r.run_id for r in rows])
         cancelable = []
         for row in rows:
-            if row.status in TERMINAL:
+            if row.run_id in requested and row.status not in TERMINAL:
+                skipped.append({"runId": row.run_id, "reason": "a cancel is already in progress"})
+            elif row.status in TERMINAL:
                 skipped.append({"runId": row.run_id, "reason": f"already ended {row.status}"})
             elif row.parent_run_id is not None:
                 skipped.append({"runId": row.run_id, "reason": f"a child run: cancel its root {row.root_run_id}"})
@@ -111,6 +114,13 @@ class RunActions(RunReads):
         await asyncio.gather(*(one(r) for r in cancelable))
         order = {r.run_id: i for i, r in enumerate(cancelable)}
         return BulkCancelResult(matched=len(rows), canceled=sorted(canceled, key=order.__getitem__), skipped=skipped)
+
+    async def _cancel_requested(self, run_ids: list[str]) -> set[str]:
+        """The runs among ``run_ids`` whose cancel was already requested."""
+        if not run_ids:
+            return set()
+        async with self.database.sessions() as session:
+            return set((await session.execute(select(RunAction.run_id).where(RunAction.run_id.in_(run_ids), RunAction.action == "cancel"))).scalars())
 
     # ---------------------------------------------------------------------------------- replay
 
@@ -172,7 +182,7 @@ class RunActions(RunReads):
         if tenant is not None:
             query = query.where(RunRow.tenant == tenant)
         if run_ids is not None:
-            query = query.where(RunRow.run_id.in_(run_ids))
+            query = query.where(RunRow.run_id.in_([r for r in run_ids if storable(r) and len(r) <= 64]))
         async with self.database.sessions() as session:
             rows = list((await session.execute(query.order_by(RunRow.created_at).limit(limit))).scalars())
         bound = asyncio.Semaphore(16)
@@ -185,7 +195,9 @@ class RunActions(RunReads):
                     reconciled.append(done)
 
         await asyncio.gather(*(one(r) for r in rows))
-        return ReconcileResult(checked=len(rows), reconciled=sorted(reconciled, key=lambda d: d["runId"]))
+        open_ids = {r.run_id for r in rows}
+        not_open = [r for r in dict.fromkeys(run_ids or []) if r not in open_ids]
+        return ReconcileResult(checked=len(rows), reconciled=sorted(reconciled, key=lambda d: d["runId"]), notOpen=not_open)
 
     async def _reconcile_row(self, row: RunRow, *, actor: str | None, reason: str | None) -> dict[str, Any] | None:
         """End an open run whose execution Temporal has closed or lost; ``None`` when it still runs."""

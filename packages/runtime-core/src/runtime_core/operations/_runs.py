@@ -10,7 +10,7 @@ from sqlalchemy import Select, func, select, tuple_
 from temporalio.service import RPCError
 
 from runtime_core.contract import QUERY_CURRENT_STEP, QUERY_CURRENT_WAIT, QUERY_INTERPRETER_SUMMARY
-from runtime_core.operations._base import TERMINAL, OperationsBase, check_limit, decode_cursor, encode_cursor, iso, parse_time
+from runtime_core.operations._base import TERMINAL, OperationsBase, check_limit, decode_cursor, encode_cursor, iso, parse_time, text_param
 from runtime_core.operations._errors import Conflict, Invalid, NotFound
 from runtime_core.operations._redaction import Redactor
 from runtime_core.operations._schemas import (
@@ -93,7 +93,7 @@ class RunReads(OperationsBase):
                               errors=[{"path": "status", "code": "UNKNOWN_STATUS", "message": f"one of {', '.join(STATUSES)}"}])
             query = query.where(RunRow.status.in_(flt.status))
         if flt.workflowId:
-            query = query.where(RunRow.workflow_id == flt.workflowId)
+            query = query.where(RunRow.workflow_id == text_param(flt.workflowId, "workflowId", max_length=200))
         if flt.startedAfter:
             query = query.where(RunRow.created_at >= parse_time(flt.startedAfter, "startedAfter"))
         if flt.startedBefore:
@@ -117,6 +117,8 @@ class RunReads(OperationsBase):
         query = self.filtered(tenant, flt)
         if cursor:
             created, run_id = decode_cursor(cursor, 2)
+            if not isinstance(created, str) or not isinstance(run_id, str):
+                raise Invalid("cursor is not one this API handed out; start again without it", errors=[{"path": "cursor", "code": "INVALID_CURSOR", "message": "unknown cursor"}])
             query = query.where(tuple_(RunRow.created_at, RunRow.run_id) < tuple_(parse_time(created, "cursor"), run_id))
         items: list[RunSummary] = []
         last: RunRow | None = None

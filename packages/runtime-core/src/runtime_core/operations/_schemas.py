@@ -236,6 +236,7 @@ class ReconcileResult(_Out):
 
     checked: int
     reconciled: list[dict[str, Any]]
+    notOpen: list[str] = Field(default_factory=list, description="Given run ids that are unknown, another tenant's, or already ended.")
 
 
 class BulkCancelResult(_Out):
