@@ -29,7 +29,7 @@ from runtime_bootstrap._stack import Stack
 from runtime_bootstrap.api import create_app
 from runtime_bootstrap.api._docs import render_routes, replace_generated
 from runtime_bootstrap.api._openapi import METHODS
-from runtime_core.operations import ROLES, Operations
+from runtime_core.operations import ROLES, Invalid, Operations
 from runtime_core.persistence import Database, DefinitionVersion, RunRow, upgrade
 
 from .conftest import ROOT
@@ -604,6 +604,34 @@ async def test_text_the_runtime_cannot_store_is_refused(api: Api) -> None:
     await api.problem("POST", "/api/v1/runs", 422, role="operator", content=big, headers={"Content-Type": "application/json"})
     await api.ok("POST", f"/api/v1/runs/{run['runId']}/cancel", 202, role="operator")
     await _end(api, run["runId"])
+
+
+async def test_handcrafted_cursors_instants_and_long_actors_are_not_server_errors(api: Api) -> None:
+    """Cursors with the wrong parts, instants at the ends of the calendar, the longest token name: 4xx or success, never 500."""
+    import base64
+    import json
+
+    def cursor(*parts: Any) -> str:
+        return base64.urlsafe_b64encode(json.dumps(parts).encode()).decode().rstrip("=")
+
+    assert (await api.ok("GET", "/api/v1/runs", role="viewer", params={"cursor": cursor("2026-01-01T00:00:00.000Z", 5)}))["items"] == []
+    for path in ("/api/v1/runs", "/api/v1/events", "/api/v1/tasks"):
+        for bad in (cursor(1, "x"), cursor([], {}), cursor("0001-01-01T00:00:00+05:00", 1), cursor("x")):
+            await api.problem("GET", path, 422, role="viewer", params={"cursor": bad})
+        # an id part of another type is compared as text (runs, tasks) or refused (events: a 64-bit row id)
+        response = await api.call("GET", path, role="viewer", params={"cursor": cursor("2026-01-01T00:00:00Z", 10**30)})
+        assert response.status_code == (422 if path == "/api/v1/events" else 200), response.text
+    for instant in ("0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-05:00", "2026-01-01T00:00:00"):
+        body = await api.problem("GET", "/api/v1/runs", 422, role="viewer", params={"startedAfter": instant})
+        assert body["errors"][0]["code"] == "INVALID_INSTANT"
+    await _published(api)
+    longest = await api.ops.create_token(api.tenants["a"], "operator", "n" * 194)
+    run = await _launch(api, "wait", {"key": "long"})
+    await api.ok("POST", f"/api/v1/runs/{run['runId']}/cancel", 202, token=longest.token, json={"reason": "r" * 2000})
+    await _end(api, run["runId"])
+    assert (await api.ok("GET", f"/api/v1/runs/{run['runId']}", role="viewer"))["history"][0]["actor"] == "token:" + "n" * 194
+    with pytest.raises(Invalid):
+        await api.ops.create_token(api.tenants["a"], "operator", "n" * 195)
 
 
 # ---------------------------------------------------------------------------- tenant isolation

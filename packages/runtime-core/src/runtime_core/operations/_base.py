@@ -39,13 +39,15 @@ def parse_time(value: str, field: str) -> datetime:
         Invalid: Not an instant with an offset.
     """
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except (ValueError, AttributeError):
+        parsed: datetime | None = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        if parsed is not None and parsed.tzinfo is not None:
+            parsed = parsed.astimezone(UTC)  # OverflowError at the ends of the calendar (0001-01-01T00:00:00+05:00)
+    except (ValueError, AttributeError, OverflowError):
         parsed = None
     if parsed is None or parsed.tzinfo is None:
         raise Invalid(f"{field} must be an RFC 3339 instant with an offset, such as 2026-11-25T10:00:00Z",
                       errors=[{"path": field, "code": "INVALID_INSTANT", "message": "not an RFC 3339 instant with an offset"}])
-    return parsed.astimezone(UTC)
+    return parsed
 
 
 def encode_cursor(*parts: Any) -> str:

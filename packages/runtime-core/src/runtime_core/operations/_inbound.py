@@ -79,7 +79,7 @@ class Inbound(OperationsBase):
             query = query.where(RuntimeEvent.correlation_key == correlation_key)
         if cursor:
             received, row_id = decode_cursor(cursor, 2)
-            if not isinstance(row_id, int):
+            if not isinstance(row_id, int) or isinstance(row_id, bool) or abs(row_id) > 2**63 - 1:
                 raise Invalid("cursor is not one this API handed out", errors=[{"path": "cursor", "code": "INVALID_CURSOR", "message": "unknown cursor"}])
             query = query.where(tuple_(RuntimeEvent.received_at, RuntimeEvent.id) < tuple_(parse_time(received, "cursor"), row_id))
         async with self.database.sessions() as session:

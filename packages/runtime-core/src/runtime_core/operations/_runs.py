@@ -117,7 +117,7 @@ class RunReads(OperationsBase):
         query = self.filtered(tenant, flt)
         if cursor:
             created, run_id = decode_cursor(cursor, 2)
-            query = query.where(tuple_(RunRow.created_at, RunRow.run_id) < tuple_(parse_time(created, "cursor"), run_id))
+            query = query.where(tuple_(RunRow.created_at, RunRow.run_id) < tuple_(parse_time(created, "cursor"), str(run_id)))
         items: list[RunSummary] = []
         last: RunRow | None = None
         more = False
