@@ -30,7 +30,9 @@ OWN_SCENARIOS = Path(__file__).resolve().parent / "scenarios"
 #: wfr-sqlite / wfr-postgres: the shared stacks; wfr-misc: worker processes; wfr-iso-N: lent to one
 #: test (or module) at a time, whose worker must not share a namespace with another database's.
 ISOLATED = tuple(f"wfr-iso-{i}" for i in range(4))
-NAMESPACES = ("wfr-sqlite", "wfr-postgres", "wfr-misc", *ISOLATED)
+#: wfr-no-worker: for the NO_WORKER diagnosis test only. Temporal keeps listing a stopped worker's
+#: pollers for a while, so a lent namespace that a worker used minutes before cannot show "no worker".
+NAMESPACES = ("wfr-sqlite", "wfr-postgres", "wfr-misc", "wfr-no-worker", *ISOLATED)
 _FREE_NAMESPACES = list(ISOLATED)
 BACKENDS = ("sqlite", "postgres")
 
