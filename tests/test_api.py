@@ -189,7 +189,7 @@ async def test_health_openapi_docs_and_unknown_routes(api: Api) -> None:
 
 
 async def test_readyz_names_the_failing_check(temporal_server: DevServer, tmp_path: Path) -> None:
-    """An unmigrated database and an unreachable Temporal each answer 503 naming the check."""
+    """An unmigrated database, an unreachable Temporal and a missing namespace each answer 503 naming the check."""
     from temporalio.client import Client
 
     database = Database(f"sqlite:///{tmp_path / 'empty.db'}")
@@ -207,6 +207,10 @@ async def test_readyz_names_the_failing_check(temporal_server: DevServer, tmp_pa
                 assert (await ready.get("/readyz")).status_code == 200
             body = problem_of(await http.get("/readyz"), 503)
             assert [e["path"] for e in body["errors"]] == ["temporal"] and "temporal" in body["detail"]
+            nowhere = await Client.connect(temporal_server.address, namespace="no-such-namespace")
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(Operations(database, nowhere))), base_url="http://wfr.test") as wrong:
+                body = problem_of(await wrong.get("/readyz"), 503)
+                assert [(e["path"], e["code"]) for e in body["errors"]] == [("temporal", "NO_NAMESPACE")] and "WFR_TEMPORAL_NAMESPACE" in body["detail"]
     finally:
         await database.dispose()
 

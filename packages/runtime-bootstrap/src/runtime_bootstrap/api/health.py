@@ -7,6 +7,8 @@ from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter
+from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
+from temporalio.service import RPCError, RPCStatusCode
 
 from runtime_bootstrap.api._deps import Ops
 from runtime_bootstrap.api._models import Health, Readiness
@@ -47,6 +49,12 @@ async def _temporal(ops: Operations) -> dict[str, str] | None:
         return {"code": "UNREACHABLE", "message": f"Temporal did not answer ({type(err).__name__}); check WFR_TEMPORAL_ADDRESS"}
     if not serving:
         return {"code": "NOT_SERVING", "message": "Temporal answered that its workflow service is not serving"}
+    try:
+        await client.workflow_service.describe_namespace(DescribeNamespaceRequest(namespace=client.namespace), timeout=timedelta(seconds=CHECK_SECONDS))
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            return {"code": "NO_NAMESPACE", "message": f"Temporal has no namespace {client.namespace!r}; check WFR_TEMPORAL_NAMESPACE"}
+        return {"code": "UNREACHABLE", "message": f"Temporal did not describe namespace {client.namespace!r} ({err.status.name})"}
     return None
 
 
@@ -58,7 +66,7 @@ async def readiness_problems(ops: Operations) -> list[dict[str, str]]:
 
 @router.get("/readyz", response_model=Readiness, responses={503: {"description": "A check failed: `errors` names each failing check (`database`, `temporal`)."}})
 async def readyz(ops: Ops) -> Any:
-    """The database is reachable with its migrations at head, and Temporal answers."""
+    """The database is reachable with its migrations at head, and Temporal answers and has the namespace."""
     problems = await readiness_problems(ops)
     if problems:
         return problem_response(503, "not ready: " + "; ".join(f"{p['path']}: {p['message']}" for p in problems), errors=problems, instance="/readyz")
