@@ -14,7 +14,7 @@ nox.options.default_venv_backend = "venv"
 
 ROOT = Path(__file__).parent
 PACKAGES = ("packages/runtime-core", "packages/worker", "packages/domain-worker", "packages/runtime-bootstrap")
-TEST_DEPS = ("pytest>=8", "pytest-asyncio>=0.24", "hypothesis>=6", "import-linter>=2.1", "asyncpg>=0.29")
+TEST_DEPS = ("pytest>=8", "pytest-asyncio>=0.24", "hypothesis>=6", "import-linter>=2.1", "asyncpg>=0.29", "httpx>=0.27", "schemathesis>=4.0,<5")
 
 
 def _install_project(session: nox.Session, *extra: str) -> None:

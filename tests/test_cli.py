@@ -102,8 +102,8 @@ def test_dev_starts_the_whole_stack_and_stops_on_ctrl_c(tmp_path: Path) -> None:
 
     from runtime_bootstrap._devserver import free_port
 
-    port, ui_port = free_port(), free_port()
-    proc = subprocess.Popen([WFR, "dev", "--home", str(tmp_path / "home"), "--port", str(port), "--ui-port", str(ui_port)],
+    port, ui_port, api_port = free_port(), free_port(), free_port()
+    proc = subprocess.Popen([WFR, "dev", "--home", str(tmp_path / "home"), "--port", str(port), "--ui-port", str(ui_port), "--api-port", str(api_port)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env())
     assert proc.stdout is not None
     lines: list[str] = []
@@ -118,6 +118,9 @@ def test_dev_starts_the_whole_stack_and_stops_on_ctrl_c(tmp_path: Path) -> None:
         assert f"Temporal:    127.0.0.1:{port}" in text, text
         assert f"Temporal UI: http://127.0.0.1:{ui_port}" in text, text
         assert "polling workflow-runtime-v2" in text
+        assert f"API:         http://127.0.0.1:{api_port}/api/v1" in text, text
+        with urllib.request.urlopen(f"http://127.0.0.1:{api_port}/readyz", timeout=10) as response:
+            assert json.loads(response.read())["status"] == "ready"
         for _ in range(50):  # the UI process may take a moment after the frontend answers
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{ui_port}/", timeout=5) as response:
@@ -155,7 +158,7 @@ def test_events_tasks_and_runs_commands_against_a_running_stack(tmp_path: Path) 
 
     port, ui_port = free_port(), free_port()
     home = tmp_path / "home"
-    dev = subprocess.Popen([WFR, "dev", "--home", str(home), "--port", str(port), "--ui-port", str(ui_port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env())
+    dev = subprocess.Popen([WFR, "dev", "--home", str(home), "--port", str(port), "--ui-port", str(ui_port), "--api-port", "0"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env())
     assert dev.stdout is not None
     try:
         for line in dev.stdout:

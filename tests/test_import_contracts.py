@@ -45,6 +45,8 @@ def test_contracts_hold() -> None:
         ("packages/runtime-core/src/runtime_core/config.py", "import runtime_bootstrap", "runtime-core imports no bootstrap, worker or app-framework code"),
         ("packages/runtime-core/src/runtime_core/launcher/_launcher.py", "import click", "runtime-core imports no bootstrap, worker or app-framework code"),
         ("packages/worker/src/workflow_worker/_main.py", "import runtime_bootstrap.settings", "worker processes never import runtime-bootstrap"),
+        ("packages/domain-worker/src/domain_worker/_main.py", "import fastapi", "worker processes never import runtime-bootstrap"),
+        ("packages/runtime-core/src/runtime_core/operations/_base.py", "import uvicorn", "runtime-core imports no bootstrap, worker or app-framework code"),
         ("packages/domain-worker/src/domain_worker/_main.py", "import workflow_worker", "the authored worker and the domain worker are independent"),
     ],
 )

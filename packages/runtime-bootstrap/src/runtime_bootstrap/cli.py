@@ -215,22 +215,29 @@ def db_upgrade(url: str | None) -> None:
 @click.option("--home", default=None, help="Folder for the dev stack's state (default: WFR_HOME or .wfr).")
 @click.option("--port", default=7233, show_default=True, help="Temporal frontend port on 127.0.0.1.")
 @click.option("--ui-port", default=8233, show_default=True, help="Temporal Web UI port on 127.0.0.1.")
-def dev(home: str | None, port: int, ui_port: int) -> None:
+@click.option("--api-port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="HTTP API port on 127.0.0.1 (0: any free port).")
+def dev(home: str | None, port: int, ui_port: int, api_port: int) -> None:
     """Run the whole stack on this machine until Ctrl-C.
 
-    Temporal dev server on 127.0.0.1:7233 with its UI on :8233, SQLite and the authored worker.
-    State persists in the home folder, so runs survive a restart.
+    Temporal dev server on 127.0.0.1:7233 with its UI on :8233, SQLite, the authored worker and
+    the HTTP API on :8080. State persists in the home folder, so runs survive a restart.
     """
+    from runtime_bootstrap.api import serving
+
     settings = _settings()
     if settings.external:
         raise click.ClickException("wfr dev starts its own Temporal; unset WFR_TEMPORAL_ADDRESS to use it")
     folder = Path(home or settings.home).resolve()
 
     async def go() -> None:
-        async with _stack(settings, ui=True, persist_dir=str(folder), database_url=f"sqlite:///{folder / 'wfr.db'}", ports=(port, ui_port)) as stack:
+        async with (
+            _stack(settings, ui=True, persist_dir=str(folder), database_url=f"sqlite:///{folder / 'wfr.db'}", ports=(port, ui_port)) as stack,
+            serving(stack, "127.0.0.1", api_port) as api_url,
+        ):
             assert stack.server is not None
             click.echo(f"Temporal:    {stack.server.address} (namespace {settings.runtime.temporal_namespace})")
             click.echo(f"Temporal UI: {stack.server.ui_url}")
+            click.echo(f"API:         {api_url}/api/v1 (docs {api_url}/api/docs; a token: wfr tokens create --tenant default --role admin)")
             click.echo(f"Database:    {stack.database.safe_url}")
             click.echo("Worker:      polling workflow-runtime-v2 in this process")
             click.echo(f"\nIn another shell:\n  export WFR_TEMPORAL_ADDRESS={stack.server.address} WFR_DATABASE_URL=sqlite:///{folder / 'wfr.db'}\n\nCtrl-C to stop.")
@@ -240,6 +247,24 @@ def dev(home: str | None, port: int, ui_port: int) -> None:
                 asyncio.get_running_loop().add_signal_handler(sig, stop.set)
             await stop.wait()
             click.echo("stopping …")
+
+    _run(go)
+    click.echo("stopped")
+
+
+@wfr.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0 for every interface).")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
+def serve(host: str, port: int) -> None:
+    """Serve the HTTP API (/api/v1, /healthz, /readyz) on the configured stack until Ctrl-C."""
+    from runtime_bootstrap.api import serve_until_stopped
+
+    settings = _settings()
+    _require_stack(settings)
+
+    async def go() -> None:
+        async with _stack(settings, with_worker=False) as stack:
+            await serve_until_stopped(stack, host, port, click.echo)
 
     _run(go)
     click.echo("stopped")

@@ -20,6 +20,9 @@ from runtime_core.persistence import ApiToken, RedactionRule, utcnow
 __all__ = ["Access", "Principal", "hash_token", "require_role"]
 
 _TENANT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+#: Longest token name: the actor ``token:NAME`` must fit the 200 characters a run's history, a
+#: task's ``completed_by`` and a rule's ``created_by`` store.
+_MAX_NAME = 200 - len("token:")
 #: ``last_used_at`` is written at most this often per token.
 _TOUCH_EVERY = timedelta(minutes=1)
 
@@ -70,8 +73,8 @@ class Access(OperationsBase):
                           errors=[{"path": "tenant", "code": "INVALID_TENANT", "message": "letters, digits, '.', '_', '-'"}])
         token = "wfr_" + secrets.token_urlsafe(32)
         name = name or f"token-{secrets.token_hex(3)}"
-        if not storable(name) or not 1 <= len(name) <= 200:
-            raise Invalid("name must be 1 to 200 characters", errors=[{"path": "name", "code": "INVALID_NAME", "message": "1 to 200 characters"}])
+        if not storable(name) or not 1 <= len(name) <= _MAX_NAME:
+            raise Invalid(f"name must be 1 to {_MAX_NAME} characters without NUL", errors=[{"path": "name", "code": "INVALID_NAME", "message": f"1 to {_MAX_NAME} characters"}])
         row = ApiToken(tenant=tenant, name=name, role=role, token_hash=hash_token(token), token_prefix=token[:12], created_at=utcnow())
         try:
             async with self.database.sessions.begin() as session:

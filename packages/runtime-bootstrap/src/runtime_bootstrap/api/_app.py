@@ -1,0 +1,58 @@
+"""The app factory: the operator API (``/api/v1``), health checks, the OpenAPI document and docs."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from runtime_bootstrap._version import __version__
+from runtime_bootstrap.api import definitions, events, health, redaction_rules, runs, task_definitions, tasks
+from runtime_bootstrap.api._openapi import build_openapi, operation_id
+from runtime_bootstrap.api._problems import install_problem_handlers
+from runtime_core.operations import Operations
+
+__all__ = ["API_PREFIX", "create_app"]
+
+API_PREFIX = "/api/v1"
+
+_DESCRIPTION = """\
+The operator and author API of the authored-workflow runtime: runs, events, human tasks,
+definitions. Every `/api/v1` route needs `Authorization: Bearer <token>` (`wfr tokens create`);
+errors are `application/problem+json`. Conventions: docs/api.md.
+"""
+
+_TAGS = [
+    {"name": "runs", "description": "Runs: read, launch, cancel, replay, resume, reconcile."},
+    {"name": "events", "description": "Inbound events and their deliveries."},
+    {"name": "tasks", "description": "Human tasks."},
+    {"name": "definitions", "description": "Workflow definitions and their versions."},
+    {"name": "task-definitions", "description": "Human task types and their form schemas."},
+    {"name": "redaction-rules", "description": "What the tenant's values show as [REDACTED]."},
+    {"name": "health", "description": "Liveness and readiness (no authentication)."},
+]
+
+
+def create_app(operations: Operations | None) -> FastAPI:
+    """The API app over ``operations`` (one :class:`Operations` per process, shared by every request).
+
+    Args:
+        operations: The operations on the runtime's database and Temporal client. ``None`` builds
+            an app that can only describe itself (its OpenAPI document, for docs generation).
+    """
+    app = FastAPI(
+        title="Authored workflow runtime",
+        version=__version__,
+        description=_DESCRIPTION,
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_tags=_TAGS,
+        generate_unique_id_function=operation_id,
+    )
+    app.state.operations = operations
+    for module in (runs, events, tasks, definitions, task_definitions, redaction_rules):
+        app.include_router(module.router, prefix=API_PREFIX)
+    app.include_router(health.router)
+    install_problem_handlers(app)
+    app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
+    return app
+

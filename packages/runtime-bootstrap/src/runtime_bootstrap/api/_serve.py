@@ -1,0 +1,86 @@
+"""Serving the app with uvicorn inside an event loop the caller owns (``wfr serve``, ``wfr dev``).
+
+The caller opens the stack (database, Temporal client) and keeps it open around :func:`serving`;
+uvicorn runs as a task beside whatever else the process does (``wfr dev``'s worker). The caller
+handles SIGINT/SIGTERM: uvicorn's own signal capture is turned off, so a stop is one clean
+shutdown of everything, not uvicorn re-raising the signal after its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import socket
+from collections.abc import AsyncIterator, Callable, Iterator
+
+import click
+import uvicorn
+
+from runtime_bootstrap._stack import Stack
+from runtime_bootstrap.api._app import create_app
+from runtime_core.operations import Operations
+
+__all__ = ["serve_until_stopped", "serving"]
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield  # the command that runs the server handles signals
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as err:
+        raise click.ClickException(f"cannot serve the API on {host}:{port}: {err.strerror or err}; choose another host or port") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+@contextlib.asynccontextmanager
+async def serving(stack: Stack, host: str, port: int, *, access_log: bool = False) -> AsyncIterator[str]:
+    """Serve the API over ``stack`` until the block ends; yields its base URL (``port`` 0 picks a free port).
+
+    Raises:
+        click.ClickException: The address cannot be bound (in use, not local).
+    """
+    sock = _bind(host, port)
+    config = uvicorn.Config(create_app(Operations(stack.database, stack.client, registry=stack.registry)), lifespan="off", access_log=access_log, log_level="info" if access_log else "warning",
+                            timeout_graceful_shutdown=10)
+    server = _Server(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        while not server.started:
+            if task.done():
+                await task
+                raise click.ClickException(f"the API server on {host}:{port} stopped while starting")
+            await asyncio.sleep(0.02)
+        bound_host, bound_port = sock.getsockname()[:2]
+        yield f"http://{f'[{bound_host}]' if ':' in bound_host else bound_host}:{bound_port}"
+    finally:
+        server.should_exit = True
+        with contextlib.suppress(Exception):
+            await task
+        sock.close()
+
+
+async def serve_until_stopped(stack: Stack, host: str, port: int, announce: Callable[[str], None]) -> None:
+    """Serve the API (with an access log) until SIGINT or SIGTERM; ``announce`` is told the URLs."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        async with serving(stack, host, port, access_log=True) as url:
+            announce(f"API:      {url}/api/v1   (OpenAPI {url}/api/v1/openapi.json, docs {url}/api/docs)")
+            announce("Ctrl-C to stop.")
+            await stop.wait()
+            announce("stopping …")
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
