@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import select
 from temporalio.client import Client
@@ -21,6 +21,13 @@ __all__ = ["OperationsBase", "decode_cursor", "encode_cursor", "iso", "parse_tim
 
 #: Statuses of a run that has ended.
 TERMINAL = frozenset({"SUCCEEDED", "FAILED", "CANCELED"})
+
+
+class _TenantOwned(Protocol):
+    tenant: str
+
+
+_Row = TypeVar("_Row", bound=_TenantOwned)
 
 
 def iso(value: datetime | None) -> str | None:
@@ -169,12 +176,22 @@ class OperationsBase:
         Raises:
             NotFound: No such run, or another tenant's.
         """
-        if not storable(run_id) or not run_id or len(run_id) > 64:
-            raise NotFound(f"run {str(run_id)[:80]!r} not found")
+        return await self.tenant_row(RunRow, "run", tenant, run_id)
+
+    async def tenant_row(self, model: type[_Row], what: str, tenant: str, key: str) -> _Row:
+        """The row of ``model`` with primary key ``key`` if it belongs to ``tenant``.
+
+        Another tenant's row is reported exactly like a missing one.
+
+        Raises:
+            NotFound: No such row, or another tenant's (the message names ``what``).
+        """
+        if not storable(key) or not key or len(key) > 64:
+            raise NotFound(f"{what} {str(key)[:80]!r} not found")
         async with self.database.sessions() as session:
-            row = await session.get(RunRow, run_id)
+            row = await session.get(model, key)
         if row is None or row.tenant != tenant:
-            raise NotFound(f"run {run_id} not found")
+            raise NotFound(f"{what} {key} not found")
         return row
 
     async def redactor(self, tenant: str) -> Redactor:

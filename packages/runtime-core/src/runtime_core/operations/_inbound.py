@@ -134,13 +134,7 @@ class Inbound(OperationsBase):
         return Page[TaskView](items=[task_view(t) for t in rows], nextCursor=encode_cursor(iso(rows[-1].created_at), rows[-1].task_id) if more else None)
 
     async def _task_row(self, tenant: str, task_id: str) -> TaskRow:
-        if not storable(task_id) or not task_id or len(task_id) > 64:
-            raise NotFound(f"task {str(task_id)[:80]!r} not found")
-        async with self.database.sessions() as session:
-            row = await session.get(TaskRow, task_id)
-        if row is None or row.tenant != tenant:
-            raise NotFound(f"task {task_id} not found")
-        return row
+        return await self.tenant_row(TaskRow, "task", tenant, task_id)
 
     async def get_task(self, tenant: str, task_id: str) -> TaskDetail:
         """One task with its form schema and context (redacted).
