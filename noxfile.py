@@ -14,7 +14,7 @@ nox.options.default_venv_backend = "venv"
 
 ROOT = Path(__file__).parent
 PACKAGES = ("packages/runtime-core", "packages/worker", "packages/domain-worker", "packages/runtime-bootstrap")
-TEST_DEPS = ("pytest>=8", "pytest-asyncio>=0.24", "hypothesis>=6", "import-linter>=2.1", "asyncpg>=0.29", "httpx>=0.27", "schemathesis>=4.0,<5")
+TEST_DEPS = ("pytest>=8", "pytest-asyncio>=0.24", "hypothesis>=6", "import-linter>=2.1", "asyncpg>=0.29", "httpx>=0.27", "schemathesis>=4.0,<5", "playwright>=1.45")
 
 
 def _install_project(session: nox.Session, *extra: str) -> None:
@@ -33,7 +33,27 @@ def tests(session: nox.Session) -> None:
     (``reliability``), so this one stays fast.
     """
     _install_project(session, *TEST_DEPS)
+    _ensure_chromium(session)
     session.run("pytest", "tests", "--ignore=tests/reliability", *session.posargs)
+
+
+def _ensure_chromium(session: nox.Session) -> None:
+    """Run Studio's browser tests drive Debian's chromium (Playwright cannot download browsers here).
+
+    Installed with apt when missing and this is root on Debian (as in CI); otherwise the browser
+    tests fail with the instruction (they never skip).
+    """
+    chromium = os.environ.get("WFR_CHROMIUM") or "/usr/lib/chromium/chromium"
+    if Path(chromium).exists():
+        return
+    if shutil.which("apt-get") and hasattr(os, "geteuid") and os.geteuid() == 0:
+        session.log("installing Debian's chromium for the browser tests (apt-get install -y chromium)")
+        session.run("apt-get", "install", "-y", "-qq", "chromium", external=True, env={"DEBIAN_FRONTEND": "noninteractive"}, success_codes=[0, 100])
+        if not Path(chromium).exists():
+            session.run("apt-get", "update", "-qq", external=True)
+            session.run("apt-get", "install", "-y", "-qq", "chromium", external=True, env={"DEBIAN_FRONTEND": "noninteractive"})
+    else:
+        session.warn(f"no chromium at {chromium}: the browser tests of tests/studio will fail (apt-get install -y chromium, or set WFR_CHROMIUM)")
 
 
 @nox.session

@@ -112,10 +112,28 @@ async def running_stack(server: DevServer, namespace: str, database: Database, r
         await database.dispose()
 
 
-@pytest.fixture(scope="session", params=BACKENDS)
-async def stack(request: pytest.FixtureRequest, temporal_server: DevServer, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
-    """A full stack per backend, shared by the tests of a session."""
-    backend = request.param
+async def _shared_stack(backend: str, temporal_server: DevServer, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
     database = await new_database(backend, tmp_path_factory.mktemp(backend))
     async with running_stack(temporal_server, f"wfr-{backend}", database) as s:
         yield s
+
+
+@pytest.fixture(scope="session")
+async def sqlite_stack(temporal_server: DevServer, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
+    """The shared stack on a SQLite file."""
+    async for s in _shared_stack("sqlite", temporal_server, tmp_path_factory):
+        yield s
+
+
+@pytest.fixture(scope="session")
+async def postgres_stack(temporal_server: DevServer, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
+    """The shared stack on PostgreSQL."""
+    async for s in _shared_stack("postgres", temporal_server, tmp_path_factory):
+        yield s
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def stack(request: pytest.FixtureRequest) -> Stack:
+    """A full stack per backend, shared by the tests of a session."""
+    found: Stack = request.getfixturevalue(f"{request.param}_stack")
+    return found

@@ -237,7 +237,8 @@ def dev(home: str | None, port: int, ui_port: int, api_port: int) -> None:
             assert stack.server is not None
             click.echo(f"Temporal:    {stack.server.address} (namespace {settings.runtime.temporal_namespace})")
             click.echo(f"Temporal UI: {stack.server.ui_url}")
-            click.echo(f"API:         {api_url}/api/v1 (docs {api_url}/api/docs; a token: wfr tokens create --tenant default --role admin)")
+            click.echo(f"Run Studio:  {api_url}/ (sign in with a token: wfr tokens create --tenant default --role admin)")
+            click.echo(f"API:         {api_url}/api/v1 (docs {api_url}/api/docs)")
             click.echo(f"Database:    {stack.database.safe_url}")
             click.echo("Worker:      polling workflow-runtime-v2 in this process")
             click.echo(f"\nIn another shell:\n  export WFR_TEMPORAL_ADDRESS={stack.server.address} WFR_DATABASE_URL=sqlite:///{folder / 'wfr.db'}\n\nCtrl-C to stop.")

@@ -1,4 +1,4 @@
-"""The app factory: the operator API (``/api/v1``), health checks, the OpenAPI document and docs."""
+"""The app factory: the operator API (``/api/v1``), health checks, the OpenAPI document and docs, and Run Studio (``/``)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from runtime_bootstrap._version import __version__
 from runtime_bootstrap.api import definitions, events, health, redaction_rules, runs, task_definitions, tasks
 from runtime_bootstrap.api._openapi import build_openapi, operation_id
 from runtime_bootstrap.api._problems import install_problem_handlers
+from runtime_bootstrap.studio import install_studio
 from runtime_core.operations import Operations
 
 __all__ = ["API_PREFIX", "create_app"]
@@ -52,6 +53,7 @@ def create_app(operations: Operations | None) -> FastAPI:
     for module in (runs, events, tasks, definitions, task_definitions, redaction_rules):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(health.router)
+    install_studio(app)
     install_problem_handlers(app)
     app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
     return app

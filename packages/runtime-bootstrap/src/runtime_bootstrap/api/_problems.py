@@ -12,12 +12,14 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from temporalio.service import RPCError
 
+from runtime_bootstrap.studio import is_studio_path
+from runtime_bootstrap.studio._errors import studio_error_page
 from runtime_core.operations import OperationError
 from runtime_core.values import safe_text
 
@@ -104,47 +106,57 @@ def _validation_items(err: RequestValidationError) -> list[dict[str, Any]]:
     return items
 
 
+def _respond(request: Request, status: int, detail: str, *, errors: list[dict[str, Any]] | None = None, title: str | None = None,
+             instance: str | None = None, headers: dict[str, str] | None = None) -> Response:
+    """A problem document for the API; the same refusal as an HTML page on a Run Studio path."""
+    if is_studio_path(request.url.path):
+        if status == 404 and detail.startswith("there is no route"):
+            detail = f"there is no page {request.url.path}"
+        return studio_error_page(request, status, detail, errors)
+    return problem_response(status, detail, errors=errors, title=title, instance=instance, headers=headers)
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Every error the app can meet answers a problem document."""
 
-    async def operation_error(request: Request, err: Exception) -> JSONResponse:
+    async def operation_error(request: Request, err: Exception) -> Response:
         assert isinstance(err, OperationError)
         headers = {"WWW-Authenticate": "Bearer"} if err.status == 401 else None
-        return problem_response(err.status, err.detail, errors=err.errors, title=err.title, instance=request.url.path, headers=headers)
+        return _respond(request, err.status, err.detail, errors=err.errors, title=err.title, instance=request.url.path, headers=headers)
 
-    async def invalid_request(request: Request, err: Exception) -> JSONResponse:
+    async def invalid_request(request: Request, err: Exception) -> Response:
         assert isinstance(err, RequestValidationError)
         items = _validation_items(err)
         first = items[0] if items else {"path": "request", "message": "invalid"}
         more = f" (and {len(items) - 1} more problem(s), listed in errors)" if len(items) > 1 else ""
-        return problem_response(422, f"the request is invalid: {first['path']}: {first['message']}{more}", errors=items, instance=request.url.path)
+        return _respond(request, 422, f"the request is invalid: {first['path']}: {first['message']}{more}", errors=items, instance=request.url.path)
 
-    async def http_error(request: Request, err: Exception) -> JSONResponse:
+    async def http_error(request: Request, err: Exception) -> Response:
         assert isinstance(err, StarletteHTTPException)
         detail = err.detail if isinstance(err.detail, str) else _TITLES.get(err.status_code, "error")
         if err.status_code == 400:  # FastAPI could not read the body (a number of thousands of digits, extreme nesting)
             message = "the body could not be read as JSON the runtime accepts (numbers of thousands of digits or extreme nesting)"
-            return problem_response(422, message, errors=[{"path": "body", "code": "UNREADABLE_BODY", "message": message}], instance=request.url.path)
+            return _respond(request, 422, message, errors=[{"path": "body", "code": "UNREADABLE_BODY", "message": message}], instance=request.url.path)
         if err.status_code == 404 and detail == "Not Found":
             detail = f"there is no route {request.url.path}; see /api/v1/openapi.json"
         elif err.status_code == 405:
             detail = f"{request.method} is not allowed on {request.url.path}"
-        return problem_response(err.status_code, detail, instance=request.url.path, headers=dict(err.headers) if err.headers else None)
+        return _respond(request, err.status_code, detail, instance=request.url.path, headers=dict(err.headers) if err.headers else None)
 
-    async def temporal_error(request: Request, err: Exception) -> JSONResponse:
+    async def temporal_error(request: Request, err: Exception) -> Response:
         assert isinstance(err, RPCError)
         log.warning("%s %s: Temporal answered %s: %s", request.method, request.url.path, err.status.name, err.message)
-        return problem_response(503, f"Temporal could not do it now ({err.status.name}: {safe_text(err.message, 300)}); try again", instance=request.url.path)
+        return _respond(request, 503, f"Temporal could not do it now ({err.status.name}: {safe_text(err.message, 300)}); try again", instance=request.url.path)
 
-    async def database_error(request: Request, err: Exception) -> JSONResponse:
+    async def database_error(request: Request, err: Exception) -> Response:
         # never the SQL text or its parameters: they may hold data or secrets
         inner = getattr(err, "orig", None) or err
         log.warning("%s %s: database unavailable (%s)", request.method, request.url.path, type(inner).__name__)
-        return problem_response(503, f"the database is unavailable ({type(inner).__name__}); try again", instance=request.url.path)
+        return _respond(request, 503, f"the database is unavailable ({type(inner).__name__}); try again", instance=request.url.path)
 
-    async def unexpected(request: Request, err: Exception) -> JSONResponse:
+    async def unexpected(request: Request, err: Exception) -> Response:
         log.error("%s %s failed unexpectedly", request.method, request.url.path, exc_info=err)
-        return problem_response(500, "an unexpected error; it was logged", instance=request.url.path)
+        return _respond(request, 500, "an unexpected error; it was logged", instance=request.url.path)
 
     app.add_exception_handler(OperationError, operation_error)
     app.add_exception_handler(RequestValidationError, invalid_request)

@@ -77,6 +77,7 @@ async def serve_until_stopped(stack: Stack, host: str, port: int, announce: Call
         loop.add_signal_handler(sig, stop.set)
     try:
         async with serving(stack, host, port, access_log=True) as url:
+            announce(f"Studio:   {url}/")
             announce(f"API:      {url}/api/v1   (OpenAPI {url}/api/v1/openapi.json, docs {url}/api/docs)")
             announce("Ctrl-C to stop.")
             await stop.wait()

@@ -1,0 +1,95 @@
+"""Run Studio basics in a real browser: signing in and out, the run list and its filters, launching, 404s, CSRF."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+from playwright.async_api import expect
+
+from runtime_bootstrap.studio._web import csrf_token
+from runtime_core.operations import LaunchRequest
+from tests.studio.conftest import ECHO, Studio
+
+
+async def test_sign_in_out_and_a_bad_token(studio: Studio) -> None:
+    """A wrong token is refused on the form; a good one lands on /runs with an HttpOnly SameSite session; sign out ends it."""
+    page = await studio.page(role=None)
+    await page.goto("/runs?status=FAILED")
+    await expect(page).to_have_url(re.compile(r"/login\?next=/runs%3Fstatus%3DFAILED|/login\?next=/runs\?status=FAILED"))
+    await page.fill("input[name=token]", "wfr_not-a-token")
+    await page.click("button[type=submit]")
+    await expect(page.locator("#login-error")).to_contain_text("unknown or revoked")
+    await studio.shot(page, "login-refused")
+    await page.fill("input[name=token]", studio.tokens[("a", "viewer")])
+    await page.click("button[type=submit]")
+    await expect(page).to_have_url(re.compile(r"/runs\?status=FAILED$"))
+    (cookie,) = [c for c in await page.context.cookies() if c["name"] == "wfr_session"]
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    await expect(page.locator("header .who")).to_contain_text(f"{studio.tenant} · viewer")
+    await page.click("text=Sign out")
+    await expect(page).to_have_url(re.compile(r"/login$"))
+    await page.goto("/runs")
+    await expect(page).to_have_url(re.compile(r"/login\?next=/runs$"))
+
+
+async def test_run_list_filters_pagination_and_launch(studio: Studio) -> None:
+    """Launch from the list (JSON checked as typed); filters survive refresh and paging; rows show status, workflow and version."""
+    await studio.publish(ECHO)
+    page = await studio.page("operator")
+    await studio.shot(page, "runs-empty")
+    await page.select_option("#l-workflow", "s-echo")
+    await page.fill("#l-payload", '{"n": "x"')
+    await expect(page.locator("[data-json-error]")).to_contain_text("Not JSON")
+    await expect(page.locator("#launch button[type=submit]")).to_be_disabled()
+    await page.fill("#l-payload", '{"n": 1}')
+    await page.click("#launch button[type=submit]")
+    await expect(page).to_have_url(re.compile(r"/runs/[0-9a-f]{32}$"))
+    ids = [page.url.rsplit("/", 1)[1]]
+    for n in range(2, 28):
+        ids.append((await studio.ops.launch_run(studio.tenant, LaunchRequest(workflowId="s-echo", payload={"n": n})))[0].runId)
+    await studio.wait_for(ids)
+    await page.goto("/runs?status=SUCCEEDED&workflowId=s-echo")
+    await expect(page.locator("table.runs tbody tr")).not_to_have_count(0)
+    rows = page.locator("table.runs tbody tr")
+    first = rows.first
+    await expect(first).to_contain_text("s-echo")
+    await expect(first).to_contain_text("v1")
+    await expect(rows).to_have_count(25)
+    await page.click("#refresh")
+    await expect(page).to_have_url(re.compile(r"status=SUCCEEDED&workflowId=s-echo"))
+    await page.click("a[rel=next]")
+    await expect(page).to_have_url(re.compile(r"status=SUCCEEDED&workflowId=s-echo&cursor="))
+    await expect(rows).to_have_count(2)
+    await expect(page.locator("#f-status")).to_have_value("SUCCEEDED")
+    await studio.shot(page, "runs-filtered")
+    await page.set_viewport_size({"width": 390, "height": 844})
+    await studio.shot(page, "runs-phone")
+
+
+async def test_pages_of_nothing_or_of_another_tenant_are_404(studio: Studio) -> None:
+    """A run id that does not exist, or is another tenant's, is a 404 page (not a redirect, not a leak)."""
+    await studio.publish(ECHO, who="b")
+    theirs, _ = await studio.ops.launch_run(studio.tenants["b"], LaunchRequest(workflowId="s-echo", payload={"n": 1}))
+    page = await studio.page("admin")
+    for run_id in ("0123456789abcdef0123456789abcdef", theirs.runId):
+        response = await page.goto(f"/runs/{run_id}")
+        assert response is not None and response.status == 404
+        await expect(page.locator("h1")).to_contain_text("Not found")
+        await expect(page.locator("body")).not_to_contain_text(studio.tenants["b"])
+    response = await page.goto("/no-such-page")
+    assert response is not None and response.status == 404
+    await studio.shot(page, "not-found")
+
+
+async def test_a_form_without_the_csrf_token_changes_nothing(studio: Studio) -> None:
+    """A POST with the session cookie but without the page's CSRF token (or from another origin) is refused 403."""
+    await studio.publish(ECHO)
+    token = studio.tokens[("a", "operator")]
+    async with httpx.AsyncClient(base_url=studio.url, cookies={"wfr_session": token}) as http:
+        before = len((await studio.ops.list_runs(studio.tenant)).items)
+        response = await http.post("/runs", data={"workflowId": "s-echo", "payload": "{}"})
+        assert response.status_code == 403 and "CSRF" in response.text
+        response = await http.post("/runs", data={"workflowId": "s-echo", "payload": "{}", "csrf": csrf_token(token)}, headers={"Origin": "https://evil.example"})
+        assert response.status_code == 403
+        assert len((await studio.ops.list_runs(studio.tenant)).items) == before
