@@ -48,6 +48,9 @@ def test_contracts_hold() -> None:
         ("packages/domain-worker/src/domain_worker/_main.py", "import fastapi", "worker processes never import runtime-bootstrap"),
         ("packages/runtime-core/src/runtime_core/operations/_base.py", "import uvicorn", "runtime-core imports no bootstrap, worker or app-framework code"),
         ("packages/domain-worker/src/domain_worker/_main.py", "import workflow_worker", "the authored worker and the domain worker are independent"),
+        ("packages/runtime-core/src/runtime_core/operations/_health.py", "import runtime_core.interpreter", "the operations layer never imports the interpreter"),
+        ("packages/runtime-bootstrap/src/runtime_bootstrap/studio/runs.py", "import runtime_core.persistence", "the API and Run Studio go through the operations layer"),
+        ("packages/runtime-bootstrap/src/runtime_bootstrap/api/runs.py", "from runtime_core.launcher import Launcher", "the API and Run Studio go through the operations layer"),
     ],
 )
 def test_injected_forbidden_import_is_caught(tmp_path: Path, module_file: str, injected: str, contract: str) -> None:

@@ -11,6 +11,7 @@ that maps to one HTTP status.
 from runtime_core.operations._access import Access, Principal, hash_token, require_role
 from runtime_core.operations._authoring import Authoring
 from runtime_core.operations._errors import Conflict, Forbidden, Invalid, NotFound, OperationError, Unauthorized
+from runtime_core.operations._health import HealthChecks
 from runtime_core.operations._inbound import Inbound
 from runtime_core.operations._launch import Launching
 from runtime_core.operations._recovery import RunActions
@@ -115,5 +116,5 @@ __all__ = [
 ]
 
 
-class Operations(Resuming, Launching, RunActions, Inbound, Authoring, Access):
+class Operations(Resuming, Launching, RunActions, Inbound, Authoring, Access, HealthChecks):
     """Every operation, over one database and one Temporal client."""
