@@ -89,10 +89,10 @@ class Studio:
             for role in ROLES:
                 self.tokens[(key, role)] = (await self.ops.create_token(tenant, role, f"{role}-{key}")).token
 
-    async def page(self, role: str | None = "admin", who: str = "a", *, width: int = 1280, height: int = 900) -> Page:
+    async def page(self, role: str | None = "admin", who: str = "a", *, width: int = 1280, height: int = 900, timezone: str | None = None) -> Page:
         """A new browser page; signed in through the login form as ``role`` of tenant ``who`` unless ``role`` is None."""
         assert self._browser is not None
-        context = await self._browser.new_context(viewport={"width": width, "height": height}, base_url=self.url)
+        context = await self._browser.new_context(viewport={"width": width, "height": height}, base_url=self.url, timezone_id=timezone, locale="en-GB")
         self._contexts.append(context)
         page = await context.new_page()
         page.set_default_timeout(15_000)

@@ -93,3 +93,22 @@ async def test_a_form_without_the_csrf_token_changes_nothing(studio: Studio) -> 
         response = await http.post("/runs", data={"workflowId": "s-echo", "payload": "{}", "csrf": csrf_token(token)}, headers={"Origin": "https://evil.example"})
         assert response.status_code == 403
         assert len((await studio.ops.list_runs(studio.tenant)).items) == before
+
+
+async def test_instants_in_the_viewers_zone_with_utc_on_hover_and_human_durations(studio: Studio) -> None:
+    """A viewer in Tokyo sees start times in Tokyo time, UTC in the title; durations read as ms/s/min."""
+    await studio.publish(ECHO)
+    run, _ = await studio.ops.launch_run(studio.tenant, LaunchRequest(workflowId="s-echo", payload={"n": 1}))
+    await studio.wait_for([run.runId])
+    detail = await studio.ops.get_run(studio.tenant, run.runId)
+    assert detail.startedAt is not None
+    page = await studio.page("viewer", timezone="Asia/Tokyo")
+    cell = page.locator(f"tr[data-run-id='{run.runId}'] time")
+    await expect(cell).to_have_attribute("title", re.compile(r"UTC$"))
+    utc_title = await cell.get_attribute("title")
+    assert utc_title is not None
+    shown = await cell.inner_text()
+    tokyo = await page.evaluate("(iso) => new Date(iso).toLocaleString('en-GB', {timeZone: 'Asia/Tokyo', hour: '2-digit', minute: '2-digit', second: '2-digit'})", detail.startedAt)
+    assert tokyo in shown and "UTC" not in shown, (shown, tokyo, utc_title)
+    duration = await page.locator(f"tr[data-run-id='{run.runId}'] td").nth(4).inner_text()
+    assert re.fullmatch(r"\d+ ms|\d+\.\d s|\d+ min( \d+ s)?", duration), duration
