@@ -159,7 +159,7 @@ async def test_another_tenants_workflow_is_not_found(studio: Studio) -> None:
     await studio.publish({**ECHO, "id": "s-mine"})
     page = await studio.page("admin")
     for url in ("/definitions/s-echo", "/definitions/s-echo?version=1", "/definitions/no-such", "/definitions/s-mine?version=7",
-                "/definitions/s-mine?version=x", "/definitions?from=s-echo"):
+                "/definitions/s-mine?version=x", "/definitions/s-mine?version=%C2%B2", "/definitions/s-mine?version=0", "/definitions?from=s-echo"):
         response = await page.goto(url)
         assert response is not None and response.status == 404, url
         await expect(page.locator("h1")).to_contain_text("Not found")

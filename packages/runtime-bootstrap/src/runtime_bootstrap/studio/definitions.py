@@ -59,7 +59,9 @@ async def definition_list(request: Request, user: StudioUser) -> Response:
     text = json.dumps(_EXAMPLE, indent=2)
     source = request.query_params.get("from")
     if source and user.can("author"):
-        version = _version(request.query_params.get("version")) or (await user.ops.list_versions(user.tenant, source))[0].version
+        version = _version(request.query_params.get("version"))
+        if version is None:
+            version = (await user.ops.list_versions(user.tenant, source))[0].version
         detail = await user.ops.get_version(user.tenant, source, version)
         text = json.dumps(detail.definition, indent=2, ensure_ascii=False)
     return await _list_page(request, user, text=text)
@@ -104,7 +106,7 @@ def _version(value: str | None) -> int | None:
     """
     if value is None or value == "":
         return None
-    if not value.isdigit() or len(value) > 10:
+    if not (value.isascii() and value.isdigit()) or len(value) > 10:
         raise NotFound(f"version {value[:20]!r} not found")
     return int(value)
 
@@ -113,6 +115,6 @@ def _version(value: str | None) -> int | None:
 async def definition_page(request: Request, workflowId: str, user: StudioUser) -> Response:
     """A workflow's versions and one version's definition (``?version=N``, default the latest); 404 for another tenant's."""
     versions = await user.ops.list_versions(user.tenant, workflowId)
-    selected = _version(request.query_params.get("version")) or versions[0].version
-    detail = await user.ops.get_version(user.tenant, workflowId, selected)
+    selected = _version(request.query_params.get("version"))
+    detail = await user.ops.get_version(user.tenant, workflowId, versions[0].version if selected is None else selected)
     return render(request, "definition.html", {"versions": versions, "detail": detail, "latest": versions[0].version}, user=user)
