@@ -25,7 +25,27 @@
     step.classList.add("flash");
   }
 
+  // Action popovers: one open at a time; Escape closes it and gives the focus back to its button.
+  function popovers() {
+    var all = document.querySelectorAll("details.action");
+    all.forEach(function (d) {
+      d.addEventListener("toggle", function () {
+        if (!d.open) { return; }
+        all.forEach(function (other) { if (other !== d) { other.open = false; } });
+        var first = d.querySelector("input:not([type=hidden]), textarea, button");
+        if (first) { first.focus(); }
+      });
+      d.addEventListener("keydown", function (event) {
+        if (event.key === "Escape" && d.open) {
+          d.open = false;
+          d.querySelector("summary").focus();
+        }
+      });
+    });
+  }
+
   document.addEventListener("studio:run-ended", syncActions);
+  document.addEventListener("DOMContentLoaded", popovers);
   window.addEventListener("hashchange", openStep);
   document.addEventListener("DOMContentLoaded", openStep);
 })();
