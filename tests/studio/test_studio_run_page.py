@@ -21,7 +21,7 @@ from runtime_bootstrap.studio._web import csrf_token
 from runtime_core.contract import TASK_QUEUE
 from runtime_core.operations import LaunchRequest, Operations
 from runtime_core.worker import temporal_runtime
-from tests.studio.conftest import ECHO, FLAKY, WAIT, Studio
+from tests.studio.conftest import ECHO, FLAKY, PARENT, WAIT, Studio
 
 #: Never polled by any worker (conftest registers it on the dev server): a run there has no worker.
 QUIET = "wfr-studio-quiet"
@@ -220,6 +220,22 @@ async def test_a_loop_shows_one_group_per_item_and_a_retried_step_its_attempts(s
     await expect(shaky.locator("table.mini")).to_contain_text("core.fail")
     await expect(page.locator("#invocations tbody tr")).to_have_count(4)
     await studio.shot(page, "loop-and-retry")
+
+
+async def test_a_parent_links_its_child_and_the_child_its_parent(studio: Studio) -> None:
+    """A callWorkflow step links the child run it started; the child's page links back to its parent."""
+    await studio.publish(ECHO, PARENT)
+    parent = await _launch(studio, "s-parent")
+    await studio.wait_for([parent])
+    (child,) = await studio.ops.run_children(studio.tenant, parent)
+    page = await studio.page("viewer")
+    await page.goto(f"/runs/{parent}")
+    await expect(page.locator('[data-step-path="root.steps[0]"] .step-children a')).to_have_attribute("href", f"/runs/{child.runId}")
+    await expect(page.locator("#children tbody tr")).to_have_count(1)
+    await page.click(f'#children a[href="/runs/{child.runId}"]')
+    await expect(page.locator("#parent-link")).to_have_attribute("href", f"/runs/{parent}")
+    await expect(page.locator("#run-status")).to_contain_text("SUCCEEDED")
+    await studio.shot(page, "child")
 
 
 async def test_a_run_without_a_worker_shows_the_stuck_banner(studio: Studio) -> None:
