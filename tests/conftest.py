@@ -32,7 +32,7 @@ OWN_SCENARIOS = Path(__file__).resolve().parent / "scenarios"
 ISOLATED = tuple(f"wfr-iso-{i}" for i in range(4))
 #: Never polled before the one test that needs a queue nobody has polled (pollers are remembered).
 QUIET_NAMESPACE = "wfr-quiet"
-NAMESPACES = ("wfr-sqlite", "wfr-postgres", "wfr-misc", QUIET_NAMESPACE, *ISOLATED)
+NAMESPACES = ("wfr-sqlite", "wfr-postgres", "wfr-misc", QUIET_NAMESPACE, "wfr-studio-quiet", *ISOLATED)
 _FREE_NAMESPACES = list(ISOLATED)
 BACKENDS = ("sqlite", "postgres")
 

@@ -422,6 +422,13 @@ async def test_bulk_cancel_reconcile_and_replay(api: Api) -> None:
     assert (await api.ok("GET", f"/api/v1/runs/{edited['runId']}", role="viewer"))["vars"]["said"]["n"] == 6
     body = await api.problem("POST", f"/api/v1/runs/{original['runId']}/replay", 422, role="operator", json={"payload": {"n": "six"}})
     assert body["errors"][0]["path"] == "payload.n"
+    # a dry run reports the schema errors (or none) and launches nothing
+    before = len((await api.ok("GET", "/api/v1/runs", role="viewer"))["items"])
+    check = await api.ok("POST", f"/api/v1/runs/{original['runId']}/replay", 200, role="operator", json={"payload": {"n": "six"}, "dryRun": True})
+    assert check["valid"] is False and [e["path"] for e in check["errors"]] == ["payload.n"]
+    check = await api.ok("POST", f"/api/v1/runs/{original['runId']}/replay", 200, role="operator", json={"payload": {"n": 6}, "dryRun": True})
+    assert check == {"valid": True, "errors": []}
+    assert len((await api.ok("GET", "/api/v1/runs", role="viewer"))["items"]) == before
     # a version altered outside publishing can no longer be launched: 409
     async with api.stack.database.sessions.begin() as session:
         stored = (await session.execute(select(DefinitionVersion).where(DefinitionVersion.tenant == api.tenants["a"], DefinitionVersion.workflow_id == "echo"))).scalar_one()

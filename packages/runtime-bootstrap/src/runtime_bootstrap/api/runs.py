@@ -19,6 +19,7 @@ from runtime_core.operations import (
     LiveView,
     Page,
     ReconcileResult,
+    ReplayCheck,
     ReplayRequest,
     ResumeRequest,
     RunDetail,
@@ -149,11 +150,19 @@ async def cancel_run(run_id: RunId, who: Operator, ops: Ops, body: CancelRequest
     return await ops.cancel_run(who.tenant, run_id, actor=who.actor, reason=body.reason if body else None)
 
 
-@router.post("/runs/{runId}/replay", status_code=201, response_model=RunSummary,
-             responses={409: {"description": "The run's workflow version can no longer be launched, or its original input is gone."}})
-async def replay_run(run_id: RunId, who: Operator, ops: Ops, response: Response, body: ReplayRequest | None = None) -> RunSummary:
-    """A new run of the same workflow version from the original input as launched (never a redacted copy), or from `payload`."""
+@router.post("/runs/{runId}/replay", status_code=201, response_model=RunSummary | ReplayCheck,
+             responses={200: {"description": "A dry run (`dryRun: true`): the payload's schema errors; nothing was launched.", "model": ReplayCheck},
+                        409: {"description": "The run's workflow version can no longer be launched, or its original input is gone."}})
+async def replay_run(run_id: RunId, who: Operator, ops: Ops, response: Response, body: ReplayRequest | None = None) -> RunSummary | ReplayCheck:
+    """A new run of the same workflow version from the original input as launched (never a redacted copy), or from `payload`.
+
+    With `dryRun: true` nothing is launched: the answer (200) says whether the payload fits the
+    version's `payloadSchema` and lists each error with its path, for an editor to show before sending.
+    """
     body = body or ReplayRequest()
+    if body.dryRun:
+        response.status_code = 200
+        return await ops.check_replay_payload(who.tenant, run_id, body.payload)
     run = await ops.replay_run(who.tenant, run_id, payload=body.payload, actor=who.actor, reason=body.reason)
     _location(response, run)
     return run

@@ -14,12 +14,13 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from runtime_core.contract import RunInput
+from runtime_core.dsl import schema_problems
 from runtime_core.launcher import LaunchError
 from runtime_core.operations._base import TERMINAL, storable
 from runtime_core.operations._errors import Conflict, Invalid, NotFound
 from runtime_core.operations._runs import RunReads, summary
-from runtime_core.operations._schemas import BulkCancelRequest, BulkCancelResult, ReconcileResult, RunFilter, RunSummary
-from runtime_core.persistence import RunAction, RunRow, StepRow, TaskRow, WaitRow, utcnow
+from runtime_core.operations._schemas import BulkCancelRequest, BulkCancelResult, FieldError, ReconcileResult, ReplayCheck, RunFilter, RunSummary
+from runtime_core.persistence import DefinitionVersion, RunAction, RunRow, StepRow, TaskRow, WaitRow, utcnow
 from runtime_core.values import safe_text
 
 __all__ = ["RunActions"]
@@ -149,6 +150,32 @@ class RunActions(RunReads):
         await self.record(tenant, run_id, "replay", actor, reason, {"newRunId": launched.run_id, "editedPayload": payload is not None})
         await self.record(tenant, launched.run_id, "replay-of", actor, reason, {"runId": run_id})
         return summary(await self.run_row(tenant, launched.run_id))
+
+    async def check_replay_payload(self, tenant: str, run_id: str, payload: dict[str, Any] | None) -> ReplayCheck:
+        """What a replay of ``run_id`` with ``payload`` would meet, launching nothing (a dry run).
+
+        The payload is checked against the ``payloadSchema`` of the run's pinned version, as the
+        launch would check it; without ``payload`` the original input is checked.
+
+        Returns:
+            ``valid`` and one error per failing path (``payload.n``), empty when valid.
+
+        Raises:
+            NotFound: No such run for this tenant.
+            Conflict: The run's version is no longer stored, or (without ``payload``) its original input is gone.
+        """
+        row = await self.run_row(tenant, run_id)
+        checked = payload if payload is not None else await self._original_input(row)
+        async with self.database.sessions() as session:
+            document = (await session.execute(select(DefinitionVersion.document).where(
+                DefinitionVersion.tenant == tenant, DefinitionVersion.workflow_id == row.workflow_id,
+                DefinitionVersion.version == row.workflow_version))).scalar_one_or_none()
+        if document is None:
+            raise Conflict(f"version {row.workflow_version} of workflow {row.workflow_id!r} is no longer stored: run {run_id} cannot be replayed")
+        schema = document.get("payloadSchema")
+        problems = schema_problems(schema, checked, "payload") if isinstance(schema, dict) else []
+        errors = [FieldError(path=p["path"], code="SCHEMA", message=p["message"]) for p in problems]
+        return ReplayCheck(valid=not errors, errors=errors)
 
     async def _original_input(self, row: RunRow) -> dict[str, Any]:
         if row.launch_payload is not None:

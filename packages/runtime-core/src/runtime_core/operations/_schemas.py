@@ -286,10 +286,26 @@ class BulkCancelRequest(_In):
 
 
 class ReplayRequest(_In):
-    """Replay with the original input (no ``payload``) or an edited one."""
+    """Replay with the original input (no ``payload``) or an edited one; ``dryRun`` only checks the payload."""
 
     payload: dict[str, Any] | None = None
     reason: str | None = Field(default=None, max_length=2000)
+    dryRun: bool = Field(default=False, description="Check the payload against the version's `payloadSchema` and launch nothing.")
+
+
+class FieldError(_Out):
+    """One way a value fails its schema."""
+
+    path: str = Field(description="Where, from the root (`payload.amount`).")
+    code: str
+    message: str
+
+
+class ReplayCheck(_Out):
+    """What a replay with this payload would meet (a dry run: nothing was launched)."""
+
+    valid: bool
+    errors: list[FieldError]
 
 
 class ResumeRequest(_In):
