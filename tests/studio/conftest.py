@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
 
 from runtime_bootstrap._stack import Stack
 from runtime_bootstrap.api import serving
@@ -27,6 +27,9 @@ from runtime_core.operations import ROLES, Operations
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(os.environ.get("WFR_STUDIO_ARTIFACTS") or ROOT / ".artifacts" / "studio")
 CHROMIUM = os.environ.get("WFR_CHROMIUM") or "/usr/lib/chromium/chromium"
+# A loaded 2-core CI machine runs Temporal, the worker, the app and chromium at once: give each
+# expectation 15 s (the default 5 s made assertions on live pages flaky there).
+expect.set_options(timeout=15_000)
 
 ECHO = {"id": "s-echo", "version": 1, "name": "Echo", "payloadSchema": {"type": "object", "properties": {"n": {"type": "integer"}}},
         "steps": [{"id": "say", "name": "Say it", "type": "action.call",

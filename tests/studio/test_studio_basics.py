@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 import httpx
@@ -112,3 +113,40 @@ async def test_instants_in_the_viewers_zone_with_utc_on_hover_and_human_duration
     assert tokyo in shown and "UTC" not in shown, (shown, tokyo, utc_title)
     duration = await page.locator(f"tr[data-run-id='{run.runId}'] td").nth(4).inner_text()
     assert re.fullmatch(r"\d+ ms|\d+\.\d s|\d+ min( \d+ s)?", duration), duration
+
+
+_UNLABELLED = """() => Array.from(document.querySelectorAll('input:not([type=hidden]), select, textarea'))
+    .filter(el => el.offsetParent !== null || el.closest('details'))
+    .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label') && !el.getAttribute('aria-labelledby'))
+    .map(el => el.outerHTML.slice(0, 120))"""
+
+
+async def test_every_page_labels_its_inputs_and_works_from_the_keyboard(studio: Studio) -> None:
+    """Each page, as an admin on a laptop and a phone: every input has a label, no page scrolls sideways, Tab reaches the main navigation."""
+    await studio.publish()
+    asked, _ = await studio.ops.launch_run(studio.tenant, LaunchRequest(workflowId="s-ask", payload={"what": "the invoice"}))
+    echo, _ = await studio.ops.launch_run(studio.tenant, LaunchRequest(workflowId="s-echo", payload={"n": 1}))
+    await studio.wait_for([echo.runId])
+    for _ in range(100):
+        tasks = await studio.ops.list_tasks(studio.tenant, run_id=asked.runId)
+        if tasks.items:
+            break
+        await asyncio.sleep(0.1)
+    (task,) = tasks.items
+    paths = ["/runs", f"/runs/{echo.runId}", f"/runs/{asked.runId}", "/tasks", f"/tasks/{task.taskId}", "/events", "/definitions", "/definitions/s-ask"]
+    for width, height in ((1280, 900), (390, 844)):
+        page = await studio.page("admin", width=width, height=height)
+        for path in paths:
+            response = await page.goto(path)
+            assert response is not None and response.status == 200, path
+            assert await page.evaluate(_UNLABELLED) == [], path
+            overflow = await page.evaluate("() => document.documentElement.scrollWidth - document.documentElement.clientWidth")
+            assert overflow <= 1, f"{path} scrolls sideways by {overflow}px at {width}px"
+            name = path.strip("/").replace("/", "-")
+            await studio.shot(page, f"{name[:40]}-{width}")
+        await page.goto("/runs")
+        await page.keyboard.press("Tab")  # the skip link first, then the brand and the navigation
+        assert await page.evaluate("() => document.activeElement.textContent") == "Skip to content"
+        for _ in range(2):
+            await page.keyboard.press("Tab")
+        assert await page.evaluate("() => document.activeElement.getAttribute('href')") == "/runs"
