@@ -313,6 +313,23 @@ def test_live_cancel_replay_and_history(dev: Dev) -> None:
     assert sorted(cleanup["canceled"]) == sorted([replayed["runId"], new_id, from_file["runId"]])
 
 
+def test_replay_dry_run_checks_the_payload_and_launches_nothing(dev: Dev) -> None:
+    """`wfr runs replay --dry-run`: a payload the schema refuses lists each path and exits 1; a good one says so; no run is started."""
+    tenant = _tenant()
+    dev.run("publish", str(dev.files / "echo.json"), "--tenant", tenant).ok()
+    run = dev.launch("echo", {"n": 1}, tenant)
+    dev.until(run, ("SUCCEEDED",), tenant)
+    bad = dev.run("runs", "replay", run, "--payload", '{"n": "five"}', "--dry-run", "--tenant", tenant)
+    assert bad.code == 1 and "payload.n" in bad.stdout and "PATH" in bad.stdout, bad
+    checked = dev.run("runs", "replay", run, "--payload", '{"n": "five"}', "--dry-run", "--json", "--tenant", tenant)
+    assert checked.code == 1 and checked.json["valid"] is False and checked.json["errors"][0]["path"] == "payload.n"
+    good = dev.run("runs", "replay", run, "--payload", '{"n": 5}', "--dry-run", "--tenant", tenant).ok()
+    assert "would be accepted (nothing launched)" in good.stdout
+    assert dev.run("runs", "replay", run, "--dry-run", "--json", "--tenant", tenant).ok().json == {"valid": True, "errors": []}
+    listed = dev.run("runs", "list", "--json", "--tenant", tenant).ok().json
+    assert [r["runId"] for r in listed["items"]] == [run]
+
+
 def test_bulk_cancel_by_filter_with_a_dry_run_and_by_ids(dev: Dev) -> None:
     """`--filter` with filter options and `--dry-run` reports and changes nothing; several ids cancel and report what was skipped."""
     tenant = _tenant()

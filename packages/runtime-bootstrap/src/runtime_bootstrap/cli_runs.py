@@ -252,17 +252,30 @@ def runs_cancel(run_ids: tuple[str, ...], reason: str | None, by_filter: bool, s
 @click.argument("run_id")
 @click.option("--payload", default=None, help="An edited payload (JSON, or @file.json), validated against the workflow's schema; default: the original input as launched.")
 @click.option("--reason", default=None, help="Why (recorded in both runs' history).")
+@click.option("--dry-run", is_flag=True, help="Only check the payload against the workflow's schema; launch nothing (exit 1 when invalid).")
 @actor_option
 @tenant_option
 @json_option
-def runs_replay(run_id: str, payload: str | None, reason: str | None, actor: str | None, tenant: str, as_json: bool) -> None:
+def runs_replay(run_id: str, payload: str | None, reason: str | None, dry_run: bool, actor: str | None, tenant: str, as_json: bool) -> None:
     """Start a new run of the same workflow version from the run's original input (never a redacted copy) or an edited payload."""
     check_texts((run_id, "RUN_ID"), (reason, "--reason"), (tenant, "--tenant"))
     data = None
     if payload is not None:
         data = _parse_json_option(payload, "--payload")
         _check_json(data, "--payload", "payload", object_only=True)
-    body = request(ReplayRequest, payload=data, reason=reason)
+    body = request(ReplayRequest, payload=data, reason=reason, dryRun=dry_run)
+    if body.dryRun:
+        checked = call("temporal", lambda ops: ops.check_replay_payload(tenant, run_id, body.payload))
+        if as_json:
+            echo_json(checked)
+        elif checked.valid:
+            click.echo(f"a replay of run {run_id} with this payload would be accepted (nothing launched)")
+        else:
+            for line in table(["PATH", "PROBLEM"], [[e.path, e.message] for e in checked.errors]):
+                click.echo(line)
+        if not checked.valid:
+            raise SystemExit(1)
+        return
     who = actor_of(actor)
     new = call("temporal", lambda ops: ops.replay_run(tenant, run_id, payload=body.payload, actor=who, reason=body.reason))
     if as_json:
