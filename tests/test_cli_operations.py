@@ -192,7 +192,8 @@ def test_table_aligns_columns_and_keeps_cells_on_one_line() -> None:
     assert cell("x" * 100) == "x" * 71 + "…"
     assert cell("a\nb\x1b[31m\x00") == "a b\ufffd[31m\ufffd"
     assert cell(True) == "yes" and cell("") == "-"
-    assert [duration(None), duration(340), duration(12_500), duration(245_000), duration(7_380_000)] == ["-", "340 ms", "12.5 s", "4 m 05 s", "2 h 03 m"]
+    assert [duration(None), duration(340), duration(12_500), duration(245_000), duration(7_380_000), duration(3 * 86_400_000 + 4 * 3_600_000)] == [
+        "-", "340 ms", "12.5 s", "4 m 05 s", "2 h 03 m", "3 d 04 h"]
 
 
 # ---------------------------------------------------------------------------------- runs

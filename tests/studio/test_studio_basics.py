@@ -112,7 +112,7 @@ async def test_instants_in_the_viewers_zone_with_utc_on_hover_and_human_duration
     tokyo = await page.evaluate("(iso) => new Date(iso).toLocaleString('en-GB', {timeZone: 'Asia/Tokyo', hour: '2-digit', minute: '2-digit', second: '2-digit'})", detail.startedAt)
     assert tokyo in shown and "UTC" not in shown, (shown, tokyo, utc_title)
     duration = await page.locator(f"tr[data-run-id='{run.runId}'] td").nth(4).inner_text()
-    assert re.fullmatch(r"\d+ ms|\d+\.\d s|\d+ min( \d+ s)?", duration), duration
+    assert re.fullmatch(r"\d+ ms|\d+\.\d s|\d+ m \d\d s", duration), duration
 
 
 _UNLABELLED = """() => Array.from(document.querySelectorAll('input:not([type=hidden]), select, textarea'))

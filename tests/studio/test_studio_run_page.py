@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import re
-import socket
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
 from playwright.async_api import Page, expect
 from temporalio.client import Client
 
-from runtime_bootstrap.api._app import create_app
+from runtime_bootstrap.api import serving_operations
 from runtime_bootstrap.studio._web import csrf_token
 from runtime_core.contract import TASK_QUEUE
 from runtime_core.operations import LaunchRequest, Operations
@@ -50,25 +46,6 @@ async def _run_id(page: Page) -> str:
 async def _launch(studio: Studio, workflow_id: str, payload: dict[str, Any] | None = None) -> str:
     run, _ = await studio.ops.launch_run(studio.tenant, LaunchRequest(workflowId=workflow_id, payload=payload or {}))
     return run.runId
-
-
-@contextlib.asynccontextmanager
-async def _studio_over(ops: Operations) -> AsyncIterator[str]:
-    """Another app (API and Studio) over ``ops``, served on a free port in this loop; yields its base URL."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(create_app(ops), lifespan="off", log_level="warning"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        while not server.started:
-            assert not task.done(), "the second app stopped while starting"
-            await asyncio.sleep(0.02)
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        with contextlib.suppress(Exception):
-            await task
-        sock.close()
 
 
 async def test_a_run_finishes_on_its_page_without_a_reload(studio: Studio) -> None:
@@ -247,7 +224,7 @@ async def test_a_run_without_a_worker_shows_the_stuck_banner(studio: Studio) -> 
     run, _ = await quiet.launch_run(studio.tenant, LaunchRequest(workflowId="s-echo", payload={"n": 1}))
     try:
         await asyncio.sleep(1)
-        async with _studio_over(quiet) as url:
+        async with serving_operations(quiet, "127.0.0.1", 0) as url:
             page = await studio.page("operator")  # the session cookie is for 127.0.0.1, whatever the port
             await page.goto(f"{url}/runs/{run.runId}")
             banner = page.locator("#stuck-banner")

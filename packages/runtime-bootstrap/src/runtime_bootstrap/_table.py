@@ -32,7 +32,7 @@ def instant(value: str | None) -> str:
 
 
 def duration(ms: int | None) -> str:
-    """Milliseconds as ``340 ms``, ``12.5 s``, ``4 m 05 s``, ``2 h 03 m``; ``-`` for none."""
+    """Milliseconds as ``340 ms``, ``12.5 s``, ``4 m 05 s``, ``2 h 03 m``, ``3 d 04 h``; ``-`` for none."""
     if ms is None:
         return "-"
     if ms < 1000:
@@ -44,7 +44,10 @@ def duration(ms: int | None) -> str:
     if minutes < 60:
         return f"{minutes} m {secs:02d} s"
     hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} m"
+    if hours < 48:
+        return f"{hours} h {minutes:02d} m"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours:02d} h"
 
 
 def cell(value: Any, limit: int = MAX_CELL) -> str:

@@ -8,6 +8,6 @@ one set of handlers (``_problems``). Conventions: docs/api.md.
 """
 
 from runtime_bootstrap.api._app import API_PREFIX, create_app
-from runtime_bootstrap.api._serve import serve_until_stopped, serving
+from runtime_bootstrap.api._serve import serve_until_stopped, serving, serving_operations
 
-__all__ = ["API_PREFIX", "create_app", "serve_until_stopped", "serving"]
+__all__ = ["API_PREFIX", "create_app", "serve_until_stopped", "serving", "serving_operations"]

@@ -21,7 +21,7 @@ from runtime_bootstrap._stack import Stack
 from runtime_bootstrap.api._app import create_app
 from runtime_core.operations import Operations
 
-__all__ = ["serve_until_stopped", "serving"]
+__all__ = ["serve_until_stopped", "serving", "serving_operations"]
 
 
 class _Server(uvicorn.Server):
@@ -44,13 +44,24 @@ def _bind(host: str, port: int) -> socket.socket:
 
 @contextlib.asynccontextmanager
 async def serving(stack: Stack, host: str, port: int, *, access_log: bool = False) -> AsyncIterator[str]:
-    """Serve the API over ``stack`` until the block ends; yields its base URL (``port`` 0 picks a free port).
+    """Serve the API and Run Studio over ``stack`` until the block ends; yields the base URL (``port`` 0 picks a free port).
+
+    Raises:
+        click.ClickException: The address cannot be bound (in use, not local).
+    """
+    async with serving_operations(Operations(stack.database, stack.client, registry=stack.registry), host, port, access_log=access_log) as url:
+        yield url
+
+
+@contextlib.asynccontextmanager
+async def serving_operations(operations: Operations, host: str, port: int, *, access_log: bool = False) -> AsyncIterator[str]:
+    """Serve the app over ``operations`` until the block ends; yields its base URL (``port`` 0 picks a free port).
 
     Raises:
         click.ClickException: The address cannot be bound (in use, not local).
     """
     sock = _bind(host, port)
-    config = uvicorn.Config(create_app(Operations(stack.database, stack.client, registry=stack.registry)), lifespan="off", access_log=access_log, log_level="info" if access_log else "warning",
+    config = uvicorn.Config(create_app(operations), lifespan="off", access_log=access_log, log_level="info" if access_log else "warning",
                             timeout_graceful_shutdown=10)
     server = _Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))

@@ -24,6 +24,7 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
 from pydantic import BaseModel, ValidationError
 
+from runtime_bootstrap._table import duration
 from runtime_core.operations import ROLES, Forbidden, Invalid, Operations, Principal, Unauthorized
 
 __all__ = [
@@ -154,23 +155,8 @@ def _instant(value: str | None) -> Markup:
 
 
 def _duration(ms: int | float | None) -> str:
-    """Milliseconds in human units: 850 ms, 4.2 s, 3 min 5 s, 2 h 10 min, 3 d 4 h."""
-    if ms is None:
-        return "—"
-    ms = max(0, int(ms))
-    if ms < 1000:
-        return f"{ms} ms"
-    seconds = ms / 1000
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, sec = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes} min {sec} s" if sec else f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
-    days, hours = divmod(hours, 24)
-    return f"{days} d {hours} h" if hours else f"{days} d"
+    """Milliseconds in human units, as ``wfr`` prints them (340 ms, 12.5 s, 4 m 05 s, 2 h 03 m); ``—`` for none."""
+    return "—" if ms is None else duration(max(0, int(ms)))
 
 
 def _status(value: str | None) -> Markup:
