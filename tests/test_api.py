@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import select
+from temporalio.client import Schedule, ScheduleActionStartWorkflow, ScheduleSpec
 
 from runtime_bootstrap._devserver import DevServer
 from runtime_bootstrap._stack import Stack
@@ -590,6 +591,62 @@ async def test_redaction_rules_are_managed_by_admins(api: Api) -> None:
     await api.problem("DELETE", "/api/v1/redaction-rules/zero", 422)
 
 
+async def _schedule(api: Api, who: str = "a", workflow_id: str = "echo") -> str:
+    """A trigger schedule of tenant ``who`` as publishing makes them (id scheme and memo of runtime_core.schedules).
+
+    Its cron never comes due in a test and its fire starts a workflow on a queue nobody polls:
+    the routes act on the schedule, not on what a fire launches.
+    """
+    trigger = {"type": "recurring", "cron": "0 3 1 1 *", "timezone": "UTC"}
+    schedule_id = f"wfr:{api.tenants[who]}:{workflow_id}:{uuid.uuid4().hex[:12]}"
+    await api.stack.client.create_schedule(schedule_id, Schedule(
+        action=ScheduleActionStartWorkflow("wfr-test-never-run", id=f"fire-{schedule_id}", task_queue="wfr-test-nobody-polls"),
+        spec=ScheduleSpec(cron_expressions=[trigger["cron"]], time_zone_name="UTC")),
+        memo={"tenant": api.tenants[who], "workflowId": workflow_id, "trigger": trigger, "triggerKey": schedule_id.rsplit(":", 1)[1]})
+    await _until(lambda: _listed(api, schedule_id, who), timeout=30)
+    return schedule_id
+
+
+async def _listed(api: Api, schedule_id: str, who: str) -> bool:
+    items = (await api.ok("GET", "/api/v1/schedules", role="viewer", who=who))["items"]
+    return any(i["scheduleId"] == schedule_id for i in items)
+
+
+async def test_schedules_are_listed_paused_unpaused_and_fired(api: Api) -> None:
+    """The tenant's trigger schedules: list (with a workflow filter), show, pause (409 twice), unpause (409 when not paused), fire now."""
+    schedule_id = await _schedule(api)
+    try:
+        listed = await api.ok("GET", "/api/v1/schedules", role="viewer", params={"workflowId": "echo"})
+        (view,) = [i for i in listed["items"] if i["scheduleId"] == schedule_id]
+        assert view["workflowId"] == "echo" and view["trigger"]["cron"] == "0 3 1 1 *" and not view["paused"] and view["nextFires"]
+        assert (await api.ok("GET", "/api/v1/schedules", role="viewer", params={"workflowId": "other"}))["items"] == []
+        path = f"/api/v1/schedules/{schedule_id}"
+        assert (await api.ok("GET", path, role="viewer"))["scheduleId"] == schedule_id
+        paused = await api.ok("POST", f"{path}/pause", role="operator", json={"reason": "maintenance"})
+        assert paused["paused"] and paused["note"] == f"paused by {api.actor('operator')}: maintenance"
+        assert "already paused" in (await api.problem("POST", f"{path}/pause", 409, role="operator"))["detail"]
+        assert not (await api.ok("POST", f"{path}/unpause", role="operator"))["paused"]
+        assert "is not paused" in (await api.problem("POST", f"{path}/unpause", 409, role="operator"))["detail"]
+        fired = await api.ok("POST", f"{path}/trigger", 202, role="operator")
+        assert fired["scheduleId"] == schedule_id
+        for _ in range(100):
+            if (await api.ok("GET", path, role="viewer"))["fires"] == 1:
+                break
+            await asyncio.sleep(0.1)
+        assert (await api.ok("GET", path, role="viewer"))["fires"] == 1
+        for missing in ("wfr:nobody:echo:0123456789ab", "not-a-trigger-schedule", f"wfr:{api.tenants['a']}:echo:000000000000"):
+            await api.problem("GET", f"/api/v1/schedules/{missing}", 404, role="viewer")
+            await api.problem("POST", f"/api/v1/schedules/{missing}/pause", 404, role="operator")
+            await api.problem("POST", f"/api/v1/schedules/{missing}/unpause", 404, role="operator")
+            await api.problem("POST", f"/api/v1/schedules/{missing}/trigger", 404, role="operator")
+        await api.problem("POST", f"{path}/pause", 422, role="operator", json={"reason": "r" * 2001})
+        await api.problem("GET", "/api/v1/schedules", 422, role="viewer", params={"workflowId": "w" * 201})
+        await api.problem("GET", "/api/v1/schedules", 422, role="viewer", params={"workflowId": "Not An Id"})
+        await api.problem("GET", "/api/v1/schedules", 422, role="viewer", params=[("workflowId", "echo"), ("workflowId", "other")])
+    finally:
+        await api.stack.client.get_schedule_handle(schedule_id).delete()
+
+
 async def test_text_the_runtime_cannot_store_is_refused(api: Api) -> None:
     """NUL and lone surrogates in a body, a query or a path answer 422 naming the place, on both databases."""
     await _published(api)
@@ -653,7 +710,8 @@ async def test_another_tenants_resources_are_not_found(api: Api) -> None:
     task_id = (await _until(lambda: _filled(api, 1)))[0]["taskId"]
     await api.ok("POST", "/api/v1/events", 202, role="operator", json={"eventName": "go", "eventId": "iso-1", "payload": {}})
     rule = await api.ok("POST", "/api/v1/redaction-rules", 201, json={"kind": "key", "pattern": "secret*"})
-    ids = {"runId": done["runId"], "taskId": task_id, "eventId": "iso-1", "workflowId": "echo", "version": "1", "ruleId": str(rule["id"])}
+    schedule_id = await _schedule(api)
+    ids = {"runId": done["runId"], "taskId": task_id, "eventId": "iso-1", "workflowId": "echo", "version": "1", "ruleId": str(rule["id"]), "scheduleId": schedule_id}
     bodies = {"complete": {"response": {"ok": True}}, "override": {"response": {}, "reason": "x"}, "replay": {}, "cancel": {}, "resume": {}}
     checked = set()
     for method, path, _ in _operations():
@@ -669,7 +727,7 @@ async def test_another_tenants_resources_are_not_found(api: Api) -> None:
         if method == "GET" and not path.endswith("/live"):
             await api.ok(method, concrete, role="viewer")
     assert len(checked) == sum(1 for _, path, _ in _operations() if "{" in path) >= 20
-    for path in ("/api/v1/runs", "/api/v1/tasks?status=ALL", "/api/v1/events", "/api/v1/definitions", "/api/v1/redaction-rules"):
+    for path in ("/api/v1/runs", "/api/v1/tasks?status=ALL", "/api/v1/events", "/api/v1/definitions", "/api/v1/redaction-rules", "/api/v1/schedules"):
         assert (await api.ok("GET", path, who="b"))["items"] == [], path
     assert (await api.ok("POST", "/api/v1/runs:cancel", who="b", json={"runIds": [asking["runId"]], "dryRun": True}))["skipped"] == [
         {"runId": asking["runId"], "reason": "not found"}]
@@ -677,6 +735,8 @@ async def test_another_tenants_resources_are_not_found(api: Api) -> None:
     # still there and untouched for a
     assert (await api.ok("GET", f"/api/v1/tasks/{task_id}", role="viewer"))["status"] == "PENDING"
     assert [r["id"] for r in (await api.ok("GET", "/api/v1/redaction-rules"))["items"]] == [rule["id"]]
+    assert not (await api.ok("GET", f"/api/v1/schedules/{schedule_id}", role="viewer"))["paused"]
+    await api.stack.client.get_schedule_handle(schedule_id).delete()
     await api.ok("POST", f"/api/v1/runs/{asking['runId']}/cancel", 202, role="operator")
     await _end(api, asking["runId"])
 

@@ -331,6 +331,47 @@ def test_replay_dry_run_checks_the_payload_and_launches_nothing(dev: Dev) -> Non
     assert [r["runId"] for r in listed["items"]] == [run]
 
 
+def test_schedules_list_show_pause_unpause_trigger(dev: Dev) -> None:
+    """`wfr schedules`: a trigger schedule (made as publishing makes them) listed, shown, paused, unpaused and fired; errors are one line."""
+    from temporalio.client import Schedule, ScheduleActionStartWorkflow, ScheduleSpec
+
+    tenant = _tenant()
+    schedule_id = f"wfr:{tenant}:echo:{uuid.uuid4().hex[:12]}"
+    trigger = {"type": "recurring", "cron": "0 3 1 1 *", "timezone": "Europe/Paris"}
+
+    async def create(client: Any) -> None:
+        await client.create_schedule(schedule_id, Schedule(
+            action=ScheduleActionStartWorkflow("wfr-test-never-run", id=f"fire-{schedule_id}", task_queue="wfr-test-nobody-polls"),
+            spec=ScheduleSpec(cron_expressions=[trigger["cron"]], time_zone_name="Europe/Paris")),
+            memo={"tenant": tenant, "workflowId": "echo", "trigger": trigger, "triggerKey": schedule_id.rsplit(":", 1)[1]})
+
+    dev.temporal(create)
+    try:
+        deadline = time.monotonic() + 30
+        while not dev.run("schedules", "list", "--json", "--tenant", tenant).ok().json["items"]:
+            assert time.monotonic() < deadline, "the schedule was never listed"
+            time.sleep(0.2)
+        listed = dev.run("schedules", "list", "--tenant", tenant).ok().stdout
+        assert "SCHEDULE" in listed and schedule_id in listed and "0 3 1 1 * (Europe/Paris)" in listed and "active" in listed
+        assert "no schedules" in dev.run("schedules", "list", "--tenant", _tenant()).ok().stdout
+        paused = dev.run("schedules", "pause", schedule_id, "--reason", "quarter end", "--tenant", tenant, "--json").ok().json
+        assert paused["paused"] and paused["note"].endswith(": quarter end")
+        again = dev.run("schedules", "pause", schedule_id, "--tenant", tenant)
+        assert again.code == 1 and "already paused" in again.stderr and "Traceback" not in again.stderr
+        shown = dev.run("schedules", "show", schedule_id, "--tenant", tenant).ok().stdout
+        assert "state        paused" in shown and "quarter end" in shown
+        assert not dev.run("schedules", "unpause", schedule_id, "--tenant", tenant, "--json").ok().json["paused"]
+        dev.run("schedules", "trigger", schedule_id, "--tenant", tenant).ok()
+        deadline = time.monotonic() + 30
+        while dev.run("schedules", "show", schedule_id, "--json", "--tenant", tenant).ok().json["fires"] != 1:
+            assert time.monotonic() < deadline, "the fire was never recorded"
+            time.sleep(0.2)
+        other = dev.run("schedules", "show", schedule_id, "--tenant", _tenant())
+        assert other.code == 1 and f"schedule {schedule_id} not found" in other.stderr
+    finally:
+        dev.temporal(lambda client: client.get_schedule_handle(schedule_id).delete())
+
+
 def test_bulk_cancel_by_filter_with_a_dry_run_and_by_ids(dev: Dev) -> None:
     """`--filter` with filter options and `--dry-run` reports and changes nothing; several ids cancel and report what was skipped."""
     tenant = _tenant()

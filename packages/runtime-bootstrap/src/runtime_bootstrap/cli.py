@@ -485,7 +485,7 @@ def tasks_register(task_type: str, schema_file: str, tenant: str) -> None:
 
 # The commands over the operations layer (runs, tasks list|show|complete, events list|show,
 # definitions, tokens, redaction) live in modules of their own: importing them registers them.
-from runtime_bootstrap import cli_admin, cli_inbound, cli_runs  # noqa: E402, F401, I001
+from runtime_bootstrap import cli_admin, cli_inbound, cli_runs, cli_schedules  # noqa: E402, F401, I001
 
 
 # --------------------------------------------------------------------------------- scenario

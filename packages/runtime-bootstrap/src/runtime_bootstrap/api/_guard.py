@@ -53,21 +53,21 @@ def _check_body(body: Any) -> None:
             stack.extend((item, f"{path}.{index}" if path else str(index), depth + 1) for index, item in enumerate(node))
 
 
-def _query_names(app: Any) -> dict[str, set[str]]:
-    """Each operation's query parameters, by operation id (from the app's OpenAPI document)."""
-    names: dict[str, set[str]] | None = getattr(app.state, "query_names", None)
+def _query_names(app: Any) -> dict[str, dict[str, bool]]:
+    """Each operation's query parameters (name → whether it takes a list), by operation id (from the app's OpenAPI document)."""
+    names: dict[str, dict[str, bool]] | None = getattr(app.state, "query_names", None)
     if names is None:
         names = {}
         for item in app.openapi()["paths"].values():
             for operation in item.values():
                 if isinstance(operation, dict) and "operationId" in operation:
-                    names[operation["operationId"]] = {p["name"] for p in operation.get("parameters", []) if p.get("in") == "query"}
+                    names[operation["operationId"]] = {p["name"]: _repeatable(p.get("schema", {})) for p in operation.get("parameters", []) if p.get("in") == "query"}
         app.state.query_names = names
     return names
 
 
 def check_query_names(request: Request) -> None:
-    """Refuse query parameters the route does not declare.
+    """Refuse query parameters the route does not declare, and a one-value parameter given twice.
 
     Raises:
         Invalid: Every unknown parameter, each named.
@@ -80,11 +80,21 @@ def check_query_names(request: Request) -> None:
     known = _query_names(request.app).get(operation_id(route))
     if known is None:
         return
-    unknown = sorted(set(request.query_params) - known)
+    unknown = sorted(set(request.query_params) - set(known))
     if unknown:
         allowed = ", ".join(sorted(known)) or "none"
         raise Invalid(f"unknown query parameter {unknown[0]!r}; this route takes: {allowed}",
                       errors=[{"path": name, "code": "UNKNOWN_PARAMETER", "message": f"not a parameter of this route (it takes: {allowed})"} for name in unknown])
+    repeated = sorted(name for name in set(request.query_params) if not known[name] and len(request.query_params.getlist(name)) > 1)
+    if repeated:
+        raise Invalid(f"query parameter {repeated[0]!r} is given more than once; give it once",
+                      errors=[{"path": name, "code": "REPEATED_PARAMETER", "message": "takes one value"} for name in repeated])
+
+
+def _repeatable(schema: dict[str, Any]) -> bool:
+    """Whether a query parameter's schema takes a list (``?status=A&status=B``)."""
+    kinds = [schema, *schema.get("anyOf", [])]
+    return any(kind.get("type") == "array" for kind in kinds if isinstance(kind, dict))
 
 
 async def check_request_text(request: Request) -> None:

@@ -1,6 +1,7 @@
 """The authored workflow DSL: models and publish-time validation."""
 
 from runtime_core.dsl._models import (
+    ID_PATTERN,
     MAX_ATTEMPTS,
     MAX_BACKOFF_MULTIPLIER,
     MAX_CONCURRENCY,
@@ -50,6 +51,7 @@ from runtime_core.dsl._validate import (
 )
 
 __all__ = [
+    "ID_PATTERN",
     "MAX_ATTEMPTS",
     "MAX_BACKOFF_MULTIPLIER",
     "MAX_CONCURRENCY",

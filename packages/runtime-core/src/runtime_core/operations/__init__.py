@@ -17,6 +17,7 @@ from runtime_core.operations._launch import Launching
 from runtime_core.operations._recovery import RunActions
 from runtime_core.operations._redaction import ROOTS, Redactor
 from runtime_core.operations._resume import Resuming
+from runtime_core.operations._schedules import ScheduleFire, ScheduleNoteRequest, Schedules, ScheduleView
 from runtime_core.operations._schemas import (
     ROLES,
     ActionRecord,
@@ -103,6 +104,9 @@ __all__ = [
     "RunDetail",
     "RunFilter",
     "RunSummary",
+    "ScheduleFire",
+    "ScheduleNoteRequest",
+    "ScheduleView",
     "SendEventRequest",
     "StepView",
     "TaskDefinitionRequest",
@@ -120,5 +124,5 @@ __all__ = [
 ]
 
 
-class Operations(Resuming, Launching, RunActions, Inbound, Authoring, Access, HealthChecks):
+class Operations(Resuming, Launching, RunActions, Inbound, Authoring, Access, HealthChecks, Schedules):
     """Every operation, over one database and one Temporal client."""
