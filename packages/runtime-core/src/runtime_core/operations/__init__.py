@@ -17,6 +17,7 @@ from runtime_core.operations._launch import Launching
 from runtime_core.operations._recovery import RunActions
 from runtime_core.operations._redaction import ROOTS, Redactor
 from runtime_core.operations._resume import Resuming
+from runtime_core.operations._retention import HOUSEKEEPING_ACTOR, Retention
 from runtime_core.operations._schemas import (
     ROLES,
     ActionRecord,
@@ -45,6 +46,8 @@ from runtime_core.operations._schemas import (
     ReplayCheck,
     ReplayRequest,
     ResumeRequest,
+    RetentionRequest,
+    RetentionSettings,
     Role,
     RunDetail,
     RunFilter,
@@ -63,6 +66,7 @@ from runtime_core.operations._schemas import (
 )
 
 __all__ = [
+    "HOUSEKEEPING_ACTOR",
     "ROLES",
     "ROOTS",
     "ActionRecord",
@@ -99,6 +103,8 @@ __all__ = [
     "ReplayCheck",
     "ReplayRequest",
     "ResumeRequest",
+    "RetentionRequest",
+    "RetentionSettings",
     "Role",
     "RunDetail",
     "RunFilter",
@@ -120,5 +126,5 @@ __all__ = [
 ]
 
 
-class Operations(Resuming, Launching, RunActions, Inbound, Authoring, Access, HealthChecks):
+class Operations(Resuming, Retention, Launching, RunActions, Inbound, Authoring, Access, HealthChecks):
     """Every operation, over one database and one Temporal client."""
