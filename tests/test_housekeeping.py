@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import uuid
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -286,3 +288,36 @@ async def test_ensure_housekeeping_schedule_is_idempotent_and_updates_the_interv
         assert await ensure_housekeeping_schedule(stack.client, 7200, queue) == "unchanged"
     finally:
         await handle.delete()
+
+
+# ------------------------------------------------------------------------------------ the CLI
+
+
+def _wfr(database: Database, *args: str) -> Any:
+    from click.testing import CliRunner
+
+    from runtime_bootstrap.cli import wfr
+
+    env: dict[str, str | None] = {k: None for k in __import__("os").environ if k.startswith("WFR_") and k != "WFR_TEST_POSTGRES_URL"}
+    env["WFR_DATABASE_URL"] = database.url
+    with ThreadPoolExecutor(1) as pool:  # the CLI runs its own event loop
+        return pool.submit(lambda: CliRunner().invoke(wfr, list(args), env=env, catch_exceptions=False)).result()
+
+
+async def test_wfr_tenants_show_and_set_retention(fresh: Database) -> None:
+    """`wfr tenants show|set-retention`: defaults, a set value (table and --json), 'forever', one-line errors naming the option."""
+    tenant = _tenant()
+    shown = _wfr(fresh, "tenants", "show", "--tenant", tenant)
+    assert shown.exit_code == 0 and "ended runs kept:   forever" in shown.stdout and "365 days" in shown.stdout, shown.stdout
+    done = _wfr(fresh, "tenants", "set-retention", "--tenant", tenant, "--runs-days", "30", "--ledger-days", "400", "--actor", "alice", "--json")
+    assert done.exit_code == 0, done.stderr
+    assert {k: v for k, v in json.loads(done.stdout).items() if k != "updatedAt"} == {"tenant": tenant, "runRetentionDays": 30, "ledgerRetentionDays": 400, "updatedBy": "alice"}
+    assert "ended runs kept:   30 days" in _wfr(fresh, "tenants", "show", "--tenant", tenant).stdout
+    assert json.loads(_wfr(fresh, "tenants", "show", "--tenant", "other", "--json").stdout)["runRetentionDays"] is None
+    forever = _wfr(fresh, "tenants", "set-retention", "--tenant", tenant, "--runs-days", "forever")
+    assert forever.exit_code == 0 and "ended runs kept:   forever" in forever.stdout
+    for bad, option in ((("--runs-days", "0"), "--runs-days"), (("--runs-days", "36501"), "--runs-days"), (("--runs-days", "soon"), "--runs-days"),
+                        (("--runs-days", "5", "--ledger-days", "0"), "--ledger-days")):
+        refused = _wfr(fresh, "tenants", "set-retention", "--tenant", tenant, *bad)
+        assert refused.exit_code == 2 and option in refused.stderr and "Traceback" not in refused.stderr, refused.stderr
+    assert _wfr(fresh, "tenants", "set-retention", "--tenant", tenant).exit_code == 2  # --runs-days is required

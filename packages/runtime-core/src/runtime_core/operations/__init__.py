@@ -19,6 +19,9 @@ from runtime_core.operations._redaction import ROOTS, Redactor
 from runtime_core.operations._resume import Resuming
 from runtime_core.operations._retention import HOUSEKEEPING_ACTOR, Retention
 from runtime_core.operations._schemas import (
+    DEFAULT_LEDGER_RETENTION_DAYS,
+    MAX_RETENTION_DAYS,
+    MIN_RETENTION_DAYS,
     ROLES,
     ActionRecord,
     BulkCancelRequest,
@@ -66,7 +69,10 @@ from runtime_core.operations._schemas import (
 )
 
 __all__ = [
+    "DEFAULT_LEDGER_RETENTION_DAYS",
     "HOUSEKEEPING_ACTOR",
+    "MAX_RETENTION_DAYS",
+    "MIN_RETENTION_DAYS",
     "ROLES",
     "ROOTS",
     "ActionRecord",
