@@ -24,7 +24,7 @@ from temporalio.service import RPCError
 from temporalio.worker import Worker
 
 from runtime_bootstrap._stack import Stack
-from runtime_core.config import ConfigError, RuntimeSettings
+from runtime_core.config import SETTINGS_DOC, ConfigError, RuntimeSettings
 from runtime_core.contract import HOUSEKEEPING_SCHEDULE_ID, HOUSEKEEPING_WORKFLOW
 from runtime_core.housekeeping import HousekeepingActivities, HousekeepingWorkflow, ensure_housekeeping_schedule
 from runtime_core.operations import Invalid, Operations
@@ -43,7 +43,7 @@ from runtime_core.persistence import (
     utcnow,
 )
 
-from .conftest import new_database
+from .conftest import ROOT, new_database
 
 DAY = timedelta(days=1)
 
@@ -188,6 +188,8 @@ async def test_retention_settings_are_validated(stack: Stack, fresh: Database) -
     assert RuntimeSettings.from_env({"WFR_HOUSEKEEPING_INTERVAL_SECONDS": "60"}).housekeeping_interval_seconds == 60
     with pytest.raises(ConfigError, match="WFR_HOUSEKEEPING_INTERVAL_SECONDS"):
         await ensure_housekeeping_schedule(stack.client, 0.5, "q")
+    default, meaning = SETTINGS_DOC["WFR_HOUSEKEEPING_INTERVAL_SECONDS"]  # docs/operations.md's table is rendered from SETTINGS_DOC
+    assert f"| `WFR_HOUSEKEEPING_INTERVAL_SECONDS` | `{default}` | {meaning} |" in (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
 
 
 # ------------------------------------------------------------------------------ diagnoses
