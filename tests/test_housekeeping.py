@@ -23,6 +23,7 @@ from temporalio.client import Client, ScheduleActionStartWorkflow
 from temporalio.service import RPCError
 from temporalio.worker import Worker
 
+from runtime_bootstrap._devserver import DevServer
 from runtime_bootstrap._stack import Stack
 from runtime_core.config import SETTINGS_DOC, ConfigError, RuntimeSettings
 from runtime_core.contract import HOUSEKEEPING_SCHEDULE_ID, HOUSEKEEPING_WORKFLOW
@@ -323,3 +324,13 @@ async def test_wfr_tenants_show_and_set_retention(fresh: Database) -> None:
         refused = _wfr(fresh, "tenants", "set-retention", "--tenant", tenant, *bad)
         assert refused.exit_code == 2 and option in refused.stderr and "Traceback" not in refused.stderr, refused.stderr
     assert _wfr(fresh, "tenants", "set-retention", "--tenant", tenant).exit_code == 2  # --runs-days is required
+
+
+async def test_domain_worker_names_the_namespace_when_temporal_refuses_the_schedule(temporal_server: DevServer, tmp_path: Path) -> None:
+    """A namespace Temporal does not have: the domain worker stops at start with one message naming WFR_TEMPORAL_NAMESPACE."""
+    from domain_worker import run
+
+    settings = RuntimeSettings(temporal_address=temporal_server.address, temporal_namespace="wfr-no-such-namespace",
+                               database_url=f"sqlite:///{tmp_path / 'domain.db'}")
+    with pytest.raises(RuntimeError, match=f"{HOUSEKEEPING_SCHEDULE_ID}.*WFR_TEMPORAL_NAMESPACE"):
+        await asyncio.wait_for(run(settings), 30)
