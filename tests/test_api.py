@@ -647,6 +647,22 @@ async def test_schedules_are_listed_paused_unpaused_and_fired(api: Api) -> None:
         await api.stack.client.get_schedule_handle(schedule_id).delete()
 
 
+async def test_retention_settings_are_managed_by_admins(api: Api) -> None:
+    """GET shows the defaults (runs forever, ledger 365 days), PUT sets them per tenant (422 out of 1–36500); admin only."""
+    assert await api.ok("GET", "/api/v1/settings/retention") == {"tenant": api.tenants["a"], "runRetentionDays": None, "ledgerRetentionDays": 365,
+                                                                "updatedAt": None, "updatedBy": None}
+    put = await api.ok("PUT", "/api/v1/settings/retention", json={"runRetentionDays": 30, "ledgerRetentionDays": 400})
+    assert (put["runRetentionDays"], put["ledgerRetentionDays"], put["updatedBy"]) == (30, 400, api.actor("admin")) and put["updatedAt"]
+    assert await api.ok("GET", "/api/v1/settings/retention") == put
+    assert (await api.ok("GET", "/api/v1/settings/retention", who="b"))["runRetentionDays"] is None  # another tenant's are its own
+    forever = await api.ok("PUT", "/api/v1/settings/retention", json={"runRetentionDays": None})
+    assert (forever["runRetentionDays"], forever["ledgerRetentionDays"]) == (None, 365)
+    for bad in ({"runRetentionDays": 0}, {"runRetentionDays": 36501}, {"runRetentionDays": "30"}, {"runRetentionDays": 1, "ledgerRetentionDays": 0}, {}):
+        body = await api.problem("PUT", "/api/v1/settings/retention", 422, json=bad)
+        assert body["errors"] and body["errors"][0]["path"] in ("runRetentionDays", "ledgerRetentionDays"), body
+    await api.problem("GET", "/api/v1/settings/retention", 403, role="author")
+
+
 async def test_text_the_runtime_cannot_store_is_refused(api: Api) -> None:
     """NUL and lone surrogates in a body, a query or a path answer 422 naming the place, on both databases."""
     await _published(api)

@@ -96,8 +96,11 @@ async def test_schemathesis_finds_no_server_error_and_no_answer_outside_the_sche
             for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
                 for case in _cases(operation.as_strategy(generation_mode=mode), EXAMPLES):
                     request = _request(case, token)
-                    if mode is GenerationMode.NEGATIVE and any(value == [] for value in (request.get("params") or {}).values()):
-                        continue  # an empty list sends nothing: what arrives is not the negative case schemathesis meant
+                    if mode is GenerationMode.NEGATIVE and any(value == [] or (isinstance(value, list) and len(value) == 1)
+                                                               for value in (request.get("params") or {}).values()):
+                        # an empty list sends nothing, and a one-item list sends `?name=item`, exactly as the scalar
+                        # would: what arrives is not the negative case schemathesis meant
+                        continue
                     try:
                         response = await http.request(**request)
                     except (UnicodeEncodeError, httpx.InvalidURL, httpx.UnsupportedProtocol):

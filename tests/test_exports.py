@@ -13,6 +13,7 @@ EXPORTS = {
     "runtime_core.worker": {"PASSTHROUGH_MODULES", "build_authored_worker", "connect_temporal", "serve", "workflow_runner"},
     "runtime_core.actions": {"ENTRY_POINT_GROUP", "ActionContext", "ActionFailure", "ActionHandler", "ActionRegistry", "ActionSpec", "register_builtins"},
     "runtime_core.interpreter": {"InterpreterWorkflow"},
+    "runtime_core.housekeeping": {"HousekeepingActivities", "HousekeepingWorkflow", "ensure_housekeeping_schedule", "sweep_expired"},
     "workflow_worker": {"__version__", "main", "run"},
     "domain_worker": {"RefusedQueue", "__version__", "check_queue", "main", "run"},
 }

@@ -14,7 +14,7 @@ from temporalio.client import Client
 
 from runtime_bootstrap._devserver import DevServer
 from runtime_core.actions import ActionRegistry
-from runtime_core.contract import DOMAIN_TASK_QUEUE, HOUSEKEEPING_WORKFLOW
+from runtime_core.contract import DOMAIN_TASK_QUEUE, HOUSEKEEPING_SCHEDULE_ID, HOUSEKEEPING_WORKFLOW
 from runtime_core.launcher import Launcher
 from runtime_core.persistence import Database, DataStoreEntry, upgrade, utcnow
 from runtime_core.publishing import publish_definitions
@@ -107,7 +107,10 @@ async def test_domain_worker_runs_housekeeping_on_its_queue(temporal_server: Dev
     try:
         client = await Client.connect(temporal_server.address, namespace="wfr-misc")
         result = await client.execute_workflow(HOUSEKEEPING_WORKFLOW, id=f"housekeeping-{uuid.uuid4().hex[:8]}", task_queue=DOMAIN_TASK_QUEUE, execution_timeout=__import__("datetime").timedelta(seconds=30))
-        assert result == {"dataStoreKeysSwept": 1}
+        assert result["dataStoreKeysSwept"] == 1 and result["failed"] == {}, result
+        assert set(result) == {"dataStoreKeysSwept", "reconcile", "schedules", "diagnoses", "retention", "failed"}
+        schedule = await client.get_schedule_handle(HOUSEKEEPING_SCHEDULE_ID).describe()  # ensured at start
+        assert schedule.schedule.spec.intervals[0].every.total_seconds() == 300
     finally:
         code = await _stop(proc)
     assert code == 0, (tmp_path / "domain.log").read_text()

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from temporalio.service import RPCError
 from temporalio.worker import Worker
 
 from runtime_core.config import RuntimeSettings
-from runtime_core.contract import TASK_QUEUE
-from runtime_core.housekeeping import HousekeepingActivities, HousekeepingWorkflow
+from runtime_core.contract import HOUSEKEEPING_SCHEDULE_ID, TASK_QUEUE
+from runtime_core.housekeeping import HousekeepingActivities, HousekeepingWorkflow, ensure_housekeeping_schedule
 from runtime_core.persistence import Database
 from runtime_core.worker import connect_temporal, serve
 
@@ -36,10 +37,12 @@ def check_queue(queue: str) -> None:
 
 
 async def run(settings: RuntimeSettings, stop: asyncio.Event | None = None) -> None:
-    """Poll the domain queue until ``stop`` is set.
+    """Ensure the housekeeping schedule, then poll the domain queue until ``stop`` is set.
 
     Raises:
         RefusedQueue: Told to poll workflow-runtime-v2.
+        RuntimeError: Temporal is unreachable, or refused the housekeeping schedule (the
+            message names the setting to check).
     """
     check_queue(settings.domain_task_queue)
     stop = stop or asyncio.Event()
@@ -50,8 +53,16 @@ async def run(settings: RuntimeSettings, stop: asyncio.Event | None = None) -> N
             client,
             task_queue=settings.domain_task_queue,
             workflows=[HousekeepingWorkflow],
-            activities=[HousekeepingActivities(database).sweep],
+            activities=HousekeepingActivities(database, client).activities,
         )
+        try:
+            outcome = await ensure_housekeeping_schedule(client, settings.housekeeping_interval_seconds, settings.domain_task_queue)
+        except RPCError as err:
+            raise RuntimeError(
+                f"cannot create or update the Temporal Schedule {HOUSEKEEPING_SCHEDULE_ID} in namespace {settings.temporal_namespace!r}: {err}. "
+                "Check WFR_TEMPORAL_NAMESPACE and that the Temporal server supports schedules (1.20 or later)."
+            ) from err
+        log.info("housekeeping schedule %s (every %ss)", outcome, int(settings.housekeeping_interval_seconds))
         log.info("polling domain task queue %s on %s (namespace %s)", settings.domain_task_queue, settings.temporal_address, settings.temporal_namespace)
         async with worker:
             await stop.wait()

@@ -1,8 +1,9 @@
-"""``wfr definitions list|show``, ``wfr tokens create|list|revoke``, ``wfr redaction list|add|remove``: the database alone."""
+"""``wfr definitions list|show``, ``wfr tokens create|list|revoke``, ``wfr redaction list|add|remove``, ``wfr tenants show|set-retention``: the database alone."""
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 
@@ -10,9 +11,19 @@ from runtime_bootstrap._cli_kit import actor_of, actor_option, call, check_texts
 from runtime_bootstrap._table import cell, instant, table
 from runtime_bootstrap.cli import wfr
 from runtime_core.dsl import MAX_VERSION
-from runtime_core.operations import ROLES, Operations, RedactionRuleRequest, TokenView, VersionDetail, VersionSummary
+from runtime_core.operations import (
+    MAX_RETENTION_DAYS,
+    MIN_RETENTION_DAYS,
+    ROLES,
+    Operations,
+    RedactionRuleRequest,
+    RetentionSettings,
+    TokenView,
+    VersionDetail,
+    VersionSummary,
+)
 
-__all__ = ["definitions", "redaction", "tokens"]
+__all__ = ["definitions", "redaction", "tenants", "tokens"]
 
 
 # ------------------------------------------------------------------------------ definitions
@@ -183,3 +194,73 @@ def redaction_remove(rule_id: int, tenant: str, as_json: bool) -> None:
         echo_json({"id": rule_id, "removed": True})
         return
     click.echo(f"removed redaction rule {rule_id}")
+
+
+# ---------------------------------------------------------------------------------- tenants
+
+
+class _Days(click.ParamType):
+    """A retention in days (1–36500), or ``forever``."""
+
+    name = "DAYS|forever"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int | None:
+        if value is None or isinstance(value, int):
+            return value
+        text = str(value).strip().lower()
+        if text == "forever":
+            return None
+        try:
+            days = int(text)
+        except ValueError:
+            days = 0
+        if not MIN_RETENTION_DAYS <= days <= MAX_RETENTION_DAYS:
+            self.fail(f"{value!r} is not a number of days from {MIN_RETENTION_DAYS} to {MAX_RETENTION_DAYS}, nor 'forever'", param, ctx)
+        return days
+
+
+@wfr.group()
+def tenants() -> None:
+    """Per-tenant settings: how long ended runs and the idempotency ledger are kept (applied by domain-worker's housekeeping)."""
+
+
+def _retention_lines(found: RetentionSettings) -> list[str]:
+    runs = "forever" if found.runRetentionDays is None else f"{found.runRetentionDays} days"
+    return [
+        f"tenant {cell(found.tenant)}",
+        f"  ended runs kept:   {runs}",
+        f"  ledger rows kept:  {found.ledgerRetentionDays} days after their run is gone (at least)",
+        f"  updated:           {instant(found.updatedAt)}{f' by {cell(found.updatedBy)}' if found.updatedBy else ''}",
+    ]
+
+
+@tenants.command("show")
+@tenant_option
+@json_option
+def tenants_show(tenant: str, as_json: bool) -> None:
+    """The tenant's retention (never set: runs kept forever, ledger rows 365 days)."""
+    check_texts((tenant, "--tenant"))
+    found = call("database", lambda ops: ops.get_tenant_settings(tenant))
+    if as_json:
+        echo_json(found)
+        return
+    for line in _retention_lines(found):
+        click.echo(line)
+
+
+@tenants.command("set-retention")
+@click.option("--runs-days", type=_Days(), required=True, help="Delete ended runs (and their steps, waits, tasks, history) this many days after they ended; 'forever' keeps them.")
+@click.option("--ledger-days", type=_Days(), default=None, help="Delete idempotency-ledger rows this many days old whose run is gone (default 365).")
+@actor_option
+@tenant_option
+@json_option
+def tenants_set_retention(runs_days: int | None, ledger_days: int | None, actor: str | None, tenant: str, as_json: bool) -> None:
+    """Set how long the tenant's ended runs and idempotency-ledger rows are kept."""
+    check_texts((tenant, "--tenant"))
+    who = actor_of(actor)
+    found = call("database", lambda ops: ops.set_retention(tenant, runs_days, ledger_days, actor=who))
+    if as_json:
+        echo_json(found)
+        return
+    for line in _retention_lines(found):
+        click.echo(line)

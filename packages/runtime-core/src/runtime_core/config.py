@@ -21,6 +21,7 @@ SETTINGS_DOC = {
     "WFR_DATABASE_URL": ("sqlite:///wfr.db", "SQLAlchemy URL: sqlite:///path or postgresql://user:pass@host/db."),
     "WFR_DOMAIN_TASK_QUEUE": (DOMAIN_TASK_QUEUE, "Queue the domain worker polls (never workflow-runtime-v2)."),
     "WFR_SWEEP_INTERVAL_SECONDS": ("60", "How often the authored worker sweeps expired data-store keys."),
+    "WFR_HOUSEKEEPING_INTERVAL_SECONDS": ("300", "How often the domain worker's Temporal Schedule wfr:housekeeping runs the housekeeping workflow (data-store sweep, reconcile, stuck-run diagnoses, retention); at least 1."),
     "WFR_DELIVERY_POLL_SECONDS": ("1", "How often the workflow-worker looks for events to deliver when nothing wakes it (same-process sends and PostgreSQL NOTIFY wake it at once)."),
     "WFR_LOG_LEVEL": ("INFO", "Python log level of the worker processes."),
 }
@@ -40,6 +41,7 @@ class RuntimeSettings:
     domain_task_queue: str = DOMAIN_TASK_QUEUE
     sweep_interval_seconds: float = 60.0
     delivery_poll_seconds: float = 1.0
+    housekeeping_interval_seconds: float = 300.0
     log_level: str = "INFO"
 
     @classmethod
@@ -68,6 +70,9 @@ class RuntimeSettings:
 
         interval = seconds("WFR_SWEEP_INTERVAL_SECONDS")
         delivery_poll = seconds("WFR_DELIVERY_POLL_SECONDS")
+        housekeeping = seconds("WFR_HOUSEKEEPING_INTERVAL_SECONDS")
+        if housekeeping < 1:  # a Temporal Schedule's interval has a one-second resolution
+            raise ConfigError(f"WFR_HOUSEKEEPING_INTERVAL_SECONDS must be at least 1 second (default 300), not {env.get('WFR_HOUSEKEEPING_INTERVAL_SECONDS')!r}")
         address = get("WFR_TEMPORAL_ADDRESS")
         if ":" not in address:
             raise ConfigError(f"WFR_TEMPORAL_ADDRESS must be host:port, not {address!r}")
@@ -81,5 +86,6 @@ class RuntimeSettings:
             domain_task_queue=get("WFR_DOMAIN_TASK_QUEUE"),
             sweep_interval_seconds=interval,
             delivery_poll_seconds=delivery_poll,
+            housekeeping_interval_seconds=housekeeping,
             log_level=level,
         )

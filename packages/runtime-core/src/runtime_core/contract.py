@@ -15,6 +15,7 @@ __all__ = [
     "DOMAIN_TASK_QUEUE",
     "EVENT_SIGNAL",
     "FINALIZE_ACTIVITY",
+    "HOUSEKEEPING_SCHEDULE_ID",
     "HOUSEKEEPING_WORKFLOW",
     "HUMAN_TASK_SIGNAL",
     "OPEN_WAIT_ACTIVITY",
@@ -22,6 +23,10 @@ __all__ = [
     "QUERY_CURRENT_STEP",
     "QUERY_CURRENT_WAIT",
     "QUERY_INTERPRETER_SUMMARY",
+    "RECONCILE_RUNS_ACTIVITY",
+    "RECONCILE_SCHEDULES_ACTIVITY",
+    "RECORD_DIAGNOSES_ACTIVITY",
+    "RETENTION_ACTIVITY",
     "SEMANTICS_VERSION",
     "SWEEP_ACTIVITY",
     "TASK_QUEUE",
@@ -63,6 +68,12 @@ FINALIZE_ACTIVITY = "workflowRuntimeV2Finalize"
 DOMAIN_TASK_QUEUE = "workflow-runtime-domain"
 HOUSEKEEPING_WORKFLOW = "workflowRuntimeHousekeeping"
 SWEEP_ACTIVITY = "workflowRuntimeSweepDataStore"
+RECONCILE_RUNS_ACTIVITY = "workflowRuntimeHousekeepingReconcileRuns"
+RECONCILE_SCHEDULES_ACTIVITY = "workflowRuntimeHousekeepingReconcileSchedules"
+RECORD_DIAGNOSES_ACTIVITY = "workflowRuntimeHousekeepingRecordDiagnoses"
+RETENTION_ACTIVITY = "workflowRuntimeHousekeepingRetention"
+#: The Temporal Schedule that starts the housekeeping workflow (one per namespace).
+HOUSEKEEPING_SCHEDULE_ID = "wfr:housekeeping"
 
 #: Version of the interpreter's observable semantics, pinned on every run. Bump it whenever a
 #: change alters what an existing definition does.

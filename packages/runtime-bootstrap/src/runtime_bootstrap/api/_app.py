@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from runtime_bootstrap._version import __version__
-from runtime_bootstrap.api import definitions, events, health, redaction_rules, runs, schedules, task_definitions, tasks
+from runtime_bootstrap.api import definitions, events, health, redaction_rules, runs, schedules, settings, task_definitions, tasks
 from runtime_bootstrap.api._openapi import build_openapi, operation_id
 from runtime_bootstrap.api._problems import install_problem_handlers
 from runtime_bootstrap.studio import install_studio
@@ -29,6 +29,7 @@ _TAGS = [
     {"name": "task-definitions", "description": "Human task types and their form schemas."},
     {"name": "schedules", "description": "The Temporal Schedules of `schedule` and `recurring` triggers."},
     {"name": "redaction-rules", "description": "What the tenant's values show as [REDACTED]."},
+    {"name": "settings", "description": "The tenant's settings: retention of ended runs and of the idempotency ledger."},
     {"name": "health", "description": "Liveness and readiness (no authentication)."},
 ]
 
@@ -51,7 +52,7 @@ def create_app(operations: Operations | None) -> FastAPI:
         generate_unique_id_function=operation_id,
     )
     app.state.operations = operations
-    for module in (runs, events, tasks, definitions, task_definitions, redaction_rules, schedules):
+    for module in (runs, events, tasks, definitions, task_definitions, redaction_rules, schedules, settings):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(health.router)
     install_studio(app)

@@ -17,8 +17,12 @@ from runtime_core.operations._launch import Launching
 from runtime_core.operations._recovery import RunActions
 from runtime_core.operations._redaction import ROOTS, Redactor
 from runtime_core.operations._resume import Resuming
+from runtime_core.operations._retention import HOUSEKEEPING_ACTOR, Retention
 from runtime_core.operations._schedules import ScheduleFire, ScheduleNoteRequest, Schedules, ScheduleView
 from runtime_core.operations._schemas import (
+    DEFAULT_LEDGER_RETENTION_DAYS,
+    MAX_RETENTION_DAYS,
+    MIN_RETENTION_DAYS,
     ROLES,
     ActionRecord,
     BulkCancelRequest,
@@ -46,6 +50,8 @@ from runtime_core.operations._schemas import (
     ReplayCheck,
     ReplayRequest,
     ResumeRequest,
+    RetentionRequest,
+    RetentionSettings,
     Role,
     RunDetail,
     RunFilter,
@@ -64,6 +70,10 @@ from runtime_core.operations._schemas import (
 )
 
 __all__ = [
+    "DEFAULT_LEDGER_RETENTION_DAYS",
+    "HOUSEKEEPING_ACTOR",
+    "MAX_RETENTION_DAYS",
+    "MIN_RETENTION_DAYS",
     "ROLES",
     "ROOTS",
     "ActionRecord",
@@ -100,6 +110,8 @@ __all__ = [
     "ReplayCheck",
     "ReplayRequest",
     "ResumeRequest",
+    "RetentionRequest",
+    "RetentionSettings",
     "Role",
     "RunDetail",
     "RunFilter",
@@ -124,5 +136,5 @@ __all__ = [
 ]
 
 
-class Operations(Resuming, Launching, RunActions, Inbound, Authoring, Access, HealthChecks, Schedules):
+class Operations(Resuming, Retention, Launching, RunActions, Inbound, Authoring, Access, HealthChecks, Schedules):
     """Every operation, over one database and one Temporal client."""

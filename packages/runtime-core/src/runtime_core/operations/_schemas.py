@@ -36,6 +36,8 @@ __all__ = [
     "RedactionRuleView",
     "ReplayRequest",
     "ResumeRequest",
+    "RetentionRequest",
+    "RetentionSettings",
     "Role",
     "RunDetail",
     "RunFilter",
@@ -452,3 +454,31 @@ class RedactionRuleView(_Out):
     pattern: str
     createdAt: str
     createdBy: str | None
+
+
+# ------------------------------------------------------------------------------- retention
+
+#: Bounds of a retention in days (one day to a hundred years).
+MIN_RETENTION_DAYS = 1
+MAX_RETENTION_DAYS = 36500
+#: Ledger rows are kept this many days unless the tenant says otherwise.
+DEFAULT_LEDGER_RETENTION_DAYS = 365
+
+
+class RetentionRequest(_In):
+    """A tenant's retention: ``runRetentionDays`` null keeps ended runs forever."""
+
+    runRetentionDays: int | None = Field(ge=MIN_RETENTION_DAYS, le=MAX_RETENTION_DAYS,
+                                         description="Ended runs (SUCCEEDED, FAILED, CANCELED) older than this many days are deleted with their projections; null keeps them forever.")
+    ledgerRetentionDays: int | None = Field(default=None, ge=MIN_RETENTION_DAYS, le=MAX_RETENTION_DAYS,
+                                            description=f"Idempotency-ledger rows older than this many days whose run is gone are deleted; null: {DEFAULT_LEDGER_RETENTION_DAYS}.")
+
+
+class RetentionSettings(_Out):
+    """A tenant's retention as the housekeeping workflow applies it."""
+
+    tenant: str
+    runRetentionDays: int | None = Field(description="null: ended runs are kept forever.")
+    ledgerRetentionDays: int
+    updatedAt: str | None
+    updatedBy: str | None

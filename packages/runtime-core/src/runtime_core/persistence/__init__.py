@@ -17,6 +17,7 @@ from runtime_core.persistence._tables import (
     StepRow,
     TaskDefinition,
     TaskRow,
+    TenantSettings,
     WaitRow,
     WorkflowDefinitionRow,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "StepRow",
     "TaskDefinition",
     "TaskRow",
+    "TenantSettings",
     "WaitRow",
     "WorkflowDefinitionRow",
     "current_revision",

@@ -28,6 +28,7 @@ __all__ = [
     "StepRow",
     "TaskDefinition",
     "TaskRow",
+    "TenantSettings",
     "WaitRow",
     "WorkflowDefinitionRow",
 ]
@@ -379,3 +380,20 @@ class RunSnapshot(Base):
     kind: Mapped[str] = mapped_column(String(32))
     snapshot: Mapped[dict[str, Any]]
     taken_at: Mapped[datetime]
+
+
+class TenantSettings(Base):
+    """A tenant's retention: how long ended runs and the idempotency ledger are kept.
+
+    No row, or ``run_retention_days`` null, keeps runs forever (the default). The housekeeping
+    workflow deletes ended runs (and their projections) older than ``run_retention_days``, and
+    ledger rows older than ``ledger_retention_days`` whose run is gone.
+    """
+
+    __tablename__ = "workflow_tenant_settings"
+
+    tenant: Mapped[str] = mapped_column(String(128), primary_key=True)
+    run_retention_days: Mapped[int | None] = mapped_column(Integer)
+    ledger_retention_days: Mapped[int | None] = mapped_column(Integer)
+    updated_at: Mapped[datetime]
+    updated_by: Mapped[str | None] = mapped_column(String(200))
