@@ -1,6 +1,7 @@
 """The authored workflow DSL: models and publish-time validation."""
 
 from runtime_core.dsl._models import (
+    DEFAULT_CATCHUP_WINDOW_MS,
     MAX_ATTEMPTS,
     MAX_BACKOFF_MULTIPLIER,
     MAX_CONCURRENCY,
@@ -10,6 +11,7 @@ from runtime_core.dsl._models import (
     MAX_NAME_LENGTH,
     MAX_STEP_PATH_LENGTH,
     MAX_VERSION,
+    MIN_CATCHUP_WINDOW_MS,
     ActionCallConfig,
     ActionCallStep,
     AssignConfig,
@@ -39,6 +41,7 @@ from runtime_core.dsl._models import (
     WorkflowDefinition,
 )
 from runtime_core.dsl._schema import SCHEMA_ID, definition_json_schema, reference_markdown
+from runtime_core.dsl._triggers import CRON_MACROS, cron_problem, parse_instant, run_at_problem, timezone_problem
 from runtime_core.dsl._validate import (
     Problem,
     ValidationContext,
@@ -50,6 +53,8 @@ from runtime_core.dsl._validate import (
 )
 
 __all__ = [
+    "CRON_MACROS",
+    "DEFAULT_CATCHUP_WINDOW_MS",
     "MAX_ATTEMPTS",
     "MAX_BACKOFF_MULTIPLIER",
     "MAX_CONCURRENCY",
@@ -59,6 +64,7 @@ __all__ = [
     "MAX_NAME_LENGTH",
     "MAX_STEP_PATH_LENGTH",
     "MAX_VERSION",
+    "MIN_CATCHUP_WINDOW_MS",
     "SCHEMA_ID",
     "ActionCallConfig",
     "ActionCallStep",
@@ -90,10 +96,14 @@ __all__ = [
     "ValidationContext",
     "WorkflowDefinition",
     "canonical_json",
+    "cron_problem",
     "definition_hash",
     "definition_json_schema",
+    "parse_instant",
     "parsed_definition",
     "reference_markdown",
+    "run_at_problem",
     "schema_problems",
+    "timezone_problem",
     "validate_definition",
 ]
