@@ -209,7 +209,7 @@ async def test_past_run_at_is_a_warning_and_publishes(tmp_path: Path) -> None:
 
 
 ACCEPTED_CRONS = [
-    "* * * * *", "*/15 9-17 * * MON-FRI", "0 0 1 jan-dec/2 sun,sat", "5,10,20-30/5 0-23/2 1-31 1-12 0-6", "0 12 * * 1-5",
+    "* * * * *", "*/15 9-17 * * MON-FRI", "0 0 1 jan-dec/2 sun,sat", "5,10,20-30/5 0-23/2 1-31 1-12 0-6", "0 12 * * 1-5", "5/15 * * * *", "0 0 * * sun-sat",
     "@hourly", "@daily", "@midnight", "@weekly", "@monthly", "@yearly", "@annually", "@every 10s", "@every 1h30m", "@every 2m",
 ]
 
@@ -430,3 +430,28 @@ async def test_a_retried_fire_makes_one_run(backend: str, temporal_server: DevSe
         with pytest.raises(ApplicationError, match="not published"):
             await launch_fire(stack.client, stack.database, gone)
         assert len(await _runs(stack.database, tenant, "wf")) == 1
+
+
+async def test_embedded_stack_fires_schedules(tmp_path: Path) -> None:
+    """The embedded stack (what `wfr dev` runs) has an in-process domain worker: a recurring trigger
+    published through the operations fires there; a trigger stored while it was stopped gets its
+    schedule when it starts again (persisted state)."""
+    from runtime_bootstrap._stack import open_stack
+    from runtime_bootstrap.settings import AppSettings
+
+    settings = AppSettings.from_env({})
+    home = tmp_path / "home"
+    trigger = {"type": "recurring", "cron": "@every 2s", "timezone": "UTC"}
+    async with open_stack(settings, persist_dir=str(home)) as stack:
+        assert stack.domain_worker is not None
+        ops = Operations(stack.database, stack.client, registry=stack.registry, domain_task_queue=stack.domain_task_queue)
+        await ops.publish("default", [_definition("tick", trigger=trigger)])
+        runs = await _wait_runs(stack.database, "default", "tick", 1)
+        assert runs and runs[0].trigger is not None and runs[0].trigger["scheduleId"] == schedule_id("default", "tick", trigger)
+        # stored behind the stack's back (as `wfr publish` without WFR_TEMPORAL_ADDRESS does)
+        assert (await publish_definitions(stack.database, stack.registry, "default", [_definition("later", trigger=trigger)])).published
+        assert not await _exists(stack.client, schedule_id("default", "later", trigger))
+    async with open_stack(settings, persist_dir=str(home)) as stack:
+        assert await _exists(stack.client, schedule_id("default", "later", trigger))
+        assert await _wait_runs(stack.database, "default", "later", 1)
+        await _delete_all(stack.client)

@@ -219,8 +219,8 @@ def db_upgrade(url: str | None) -> None:
 def dev(home: str | None, port: int, ui_port: int, api_port: int) -> None:
     """Run the whole stack on this machine until Ctrl-C.
 
-    Temporal dev server on 127.0.0.1:7233 with its UI on :8233, SQLite, the authored worker and
-    the HTTP API on :8080. State persists in the home folder, so runs survive a restart.
+    Temporal dev server on 127.0.0.1:7233 with its UI on :8233, SQLite, the authored worker, a
+    domain worker (schedule fires, housekeeping) and the HTTP API on :8080. State persists in the home folder, so runs survive a restart.
     """
     from runtime_bootstrap.api import serving
 
@@ -240,7 +240,7 @@ def dev(home: str | None, port: int, ui_port: int, api_port: int) -> None:
             click.echo(f"Run Studio:  {api_url}/ (sign in with a token: wfr tokens create --tenant default --role admin)")
             click.echo(f"API:         {api_url}/api/v1 (docs {api_url}/api/docs)")
             click.echo(f"Database:    {stack.database.safe_url}")
-            click.echo("Worker:      polling workflow-runtime-v2 in this process")
+            click.echo(f"Workers:     polling workflow-runtime-v2 and {stack.domain_task_queue} (schedule fires, housekeeping) in this process")
             click.echo(f"\nIn another shell:\n  export WFR_TEMPORAL_ADDRESS={stack.server.address} WFR_DATABASE_URL=sqlite:///{folder / 'wfr.db'}\n\nCtrl-C to stop.")
             # SIGTERM and Ctrl-C both stop cleanly, so the dev server child never outlives us.
             stop = asyncio.Event()
