@@ -57,7 +57,7 @@ class ScheduledLaunchWorkflow:
         )
         try:
             launched: dict[str, Any] = await workflow.execute_activity(
-                SCHEDULED_LAUNCH_ACTIVITY, launch, start_to_close_timeout=timedelta(minutes=1),
+                SCHEDULED_LAUNCH_ACTIVITY, launch, start_to_close_timeout=timedelta(seconds=30),
                 retry_policy=RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=60), non_retryable_error_types=[LAUNCH_REFUSED]),
                 result_type=dict,
             )
