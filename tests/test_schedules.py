@@ -455,3 +455,28 @@ async def test_embedded_stack_fires_schedules(tmp_path: Path) -> None:
         assert await _exists(stack.client, schedule_id("default", "later", trigger))
         assert await _wait_runs(stack.database, "default", "later", 1)
         await _delete_all(stack.client)
+
+
+async def test_wfr_publish_reconciles_when_temporal_is_configured(temporal_server: DevServer, tmp_path: Path) -> None:
+    """`wfr publish` with WFR_TEMPORAL_ADDRESS creates the trigger's schedule and says so."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    wfr = str(Path(sys.executable).with_name("wfr"))
+    tenant = _tenant()
+    trigger = {"type": "recurring", "cron": "0 0 1 1 *", "timezone": "UTC"}
+    path = tmp_path / "wf.json"
+    path.write_text(json.dumps(_definition("cli-wf", trigger=trigger)))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WFR_")}
+    env.update(WFR_DATABASE_URL=f"sqlite:///{tmp_path / 'cli.db'}", WFR_TEMPORAL_ADDRESS=temporal_server.address, WFR_TEMPORAL_NAMESPACE="wfr-misc")
+    done = await asyncio.to_thread(subprocess.run, [wfr, "publish", "--tenant", tenant, str(path)], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    sid = schedule_id(tenant, "cli-wf", trigger)
+    assert f"schedule created: {sid}" in done.stdout
+    client = await Client.connect(temporal_server.address, namespace="wfr-misc", runtime=temporal_runtime())
+    try:
+        assert await _exists(client, sid)
+    finally:
+        await client.get_schedule_handle(sid).delete()
