@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -480,3 +481,29 @@ async def test_wfr_publish_reconciles_when_temporal_is_configured(temporal_serve
         assert await _exists(client, sid)
     finally:
         await client.get_schedule_handle(sid).delete()
+
+
+@pytest.mark.parametrize("overlap", ["skip", "allow"])
+async def test_overlap_policy_applies_to_the_authored_runs(overlap: str, temporal_server: DevServer, tmp_path: Path) -> None:
+    """@every 2s over runs that take 5 s: `skip` never starts a run while the previous one is going
+    (the fire waits for its run to end); `allow` does. (SQLite only: the database plays no part.)"""
+    async with _scheduling_stack("sqlite", temporal_server, tmp_path) as stack:
+        tenant = _tenant()
+        trigger = {"type": "recurring", "cron": "@every 2s", "timezone": "UTC", "overlap": overlap}
+        slow = {"id": "slow", "version": 1, "name": "slow", "trigger": trigger,
+                "steps": [{"id": "nap", "type": "action.call", "config": {"actionId": "core.delay", "version": 1, "inputMapping": {"ms": 5000}}}]}
+        ops = Operations(stack.database, stack.client, registry=stack.registry)
+        await ops.publish(tenant, [slow])
+        await asyncio.sleep(13)
+        await ops.publish(tenant, [{k: v for k, v in {**slow, "version": 2}.items() if k != "trigger"}])  # stop the fires
+        runs = await _runs(stack.database, tenant, "slow")
+        assert len(runs) >= 2, [r.trigger for r in runs]
+        overlapping = 0
+        for previous, current in itertools.pairwise(runs):
+            if previous.ended_at is None or current.created_at < previous.ended_at:
+                overlapping += 1
+        if overlap == "skip":
+            assert overlapping == 0, [(r.created_at, r.ended_at) for r in runs]
+            assert len(runs) <= 3
+        else:
+            assert overlapping >= 1 and len(runs) >= 5, [(r.created_at, r.ended_at) for r in runs]
