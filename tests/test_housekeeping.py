@@ -248,7 +248,7 @@ async def test_housekeeping_workflow_runs_every_duty(stack: Stack, fresh: Databa
         assert result["failed"] == {}, result
         assert result["dataStoreKeysSwept"] == 1
         assert result["reconcile"] == {"checked": 1, "reconciled": 1}
-        assert "schedules" in result  # skipped until runtime_core.schedules is merged, counts after
+        assert set(result["schedules"]) == {"created", "updated", "deleted", "unchanged", "problems"} and result["schedules"]["problems"] == [], result
         assert result["diagnoses"] == {"checked": 0, "stuck": 0, "recorded": 0}  # the lost run was reconciled first
         assert result["retention"]["runsDeleted"] == 3 and result["retention"]["batches"] == 2, result
         assert await _runs(fresh, tenant) == {lost}

@@ -1,4 +1,4 @@
-"""The domain worker process: polls the non-authored domain queue, never workflow-runtime-v2."""
+"""The domain worker process: polls the non-authored domain queue (housekeeping, the schedules' fire workflow), never workflow-runtime-v2."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from runtime_core.config import RuntimeSettings
 from runtime_core.contract import HOUSEKEEPING_SCHEDULE_ID, TASK_QUEUE
 from runtime_core.housekeeping import HousekeepingActivities, HousekeepingWorkflow, ensure_housekeeping_schedule
 from runtime_core.persistence import Database
-from runtime_core.worker import connect_temporal, serve
+from runtime_core.schedules import ScheduledLaunchActivities, ScheduledLaunchWorkflow
+from runtime_core.worker import connect_temporal, domain_workflow_runner, serve
 
 __all__ = ["RefusedQueue", "check_queue", "main", "run"]
 
@@ -52,8 +53,9 @@ async def run(settings: RuntimeSettings, stop: asyncio.Event | None = None) -> N
         worker = Worker(
             client,
             task_queue=settings.domain_task_queue,
-            workflows=[HousekeepingWorkflow],
-            activities=HousekeepingActivities(database, client).activities,
+            workflows=[HousekeepingWorkflow, ScheduledLaunchWorkflow],
+            activities=[*HousekeepingActivities(database, client).activities, *ScheduledLaunchActivities(client, database).activities],
+            workflow_runner=domain_workflow_runner(),
         )
         try:
             outcome = await ensure_housekeeping_schedule(client, settings.housekeeping_interval_seconds, settings.domain_task_queue)

@@ -148,7 +148,7 @@ def call(needs: Needs, use: Callable[[Operations], Awaitable[T]]) -> T:
     async def go() -> T:
         if needs == "temporal":
             async with base._stack(settings, with_worker=False) as stack:
-                return await _use(Operations(stack.database, stack.client, registry=stack.registry), use)
+                return await _use(Operations(stack.database, stack.client, registry=stack.registry, domain_task_queue=stack.domain_task_queue), use)
         warning: list[str] = []
         async with _database_operations(settings, diagnosis=needs == "diagnosis", warning=warning) as ops:
             result = await _use(ops, use)

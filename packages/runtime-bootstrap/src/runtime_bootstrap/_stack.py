@@ -16,10 +16,13 @@ from temporalio.worker import Worker
 from runtime_bootstrap._devserver import DevServer
 from runtime_bootstrap.settings import AppSettings
 from runtime_core.actions import ActionRegistry
+from runtime_core.contract import DOMAIN_TASK_QUEUE
 from runtime_core.delivery import Dispatcher, delivering
+from runtime_core.housekeeping import HousekeepingActivities, HousekeepingWorkflow, ensure_housekeeping_schedule
 from runtime_core.launcher import Launcher
 from runtime_core.persistence import Database, upgrade
-from runtime_core.worker import build_authored_worker, connect_temporal, temporal_runtime
+from runtime_core.schedules import ScheduledLaunchActivities, ScheduledLaunchWorkflow, reconcile_schedules
+from runtime_core.worker import build_authored_worker, connect_temporal, domain_workflow_runner, temporal_runtime
 
 __all__ = ["Stack", "open_stack"]
 
@@ -36,6 +39,9 @@ class Stack:
     server: DevServer | None = None
     worker: Worker | None = None
     dispatcher: Dispatcher | None = None
+    domain_worker: Worker | None = None
+    #: The domain queue (``WFR_DOMAIN_TASK_QUEUE``): where schedule fires run.
+    domain_task_queue: str = DOMAIN_TASK_QUEUE
 
     @property
     def launcher(self) -> Launcher:
@@ -59,7 +65,9 @@ async def open_stack(
     Args:
         settings: Application settings; without ``WFR_TEMPORAL_ADDRESS`` an embedded dev server starts.
         database_url: Override the database (default: settings, or a temporary SQLite file when embedded).
-        with_worker: Run an authored worker and the event dispatcher in this process (embedded stacks only).
+        with_worker: Run an authored worker, a domain worker (housekeeping, schedule fires) and the
+            event dispatcher in this process (embedded stacks only); the schedules of the
+            published triggers are reconciled once the workers run.
         ui: Serve the Temporal Web UI (embedded only).
         ports: Fixed ``(frontend, ui)`` ports of the embedded server; free ports when omitted.
         persist_dir: Keep the embedded server's and database's state in this folder.
@@ -92,20 +100,36 @@ async def open_stack(
             url = database_url or f"sqlite:///{base / 'wfr.db'}"
         database = Database(url)
         await upgrade(database)
-        stack = Stack(client=client, database=database, registry=registry, server=server)
+        stack = Stack(client=client, database=database, registry=registry, server=server, domain_task_queue=settings.runtime.domain_task_queue)
         worker_task: asyncio.Task[None] | None = None
+        domain_task: asyncio.Task[None] | None = None
         try:
             async with contextlib.AsyncExitStack() as running:
                 if with_worker and not settings.external:
                     stack.worker = build_authored_worker(client, database, registry)
                     worker_task = asyncio.create_task(stack.worker.run())
+                    stack.domain_worker = Worker(
+                        client,
+                        task_queue=settings.runtime.domain_task_queue,
+                        workflows=[HousekeepingWorkflow, ScheduledLaunchWorkflow],
+                        activities=[*HousekeepingActivities(database, client).activities, *ScheduledLaunchActivities(client, database).activities],
+                        workflow_runner=domain_workflow_runner(),
+                    )
+                    domain_task = asyncio.create_task(stack.domain_worker.run())
                     stack.dispatcher = await running.enter_async_context(delivering(client, database))
+                    # a persisted dev stack keeps its definitions: give their triggers their schedules
+                    report = await reconcile_schedules(database, client, task_queue=settings.runtime.domain_task_queue)
+                    for problem in report.problems:
+                        log.warning("schedules: %s", problem)
+                    # the domain worker's housekeeping runs here too (sweep, reconcile, diagnoses, retention)
+                    await ensure_housekeeping_schedule(client, settings.runtime.housekeeping_interval_seconds, settings.runtime.domain_task_queue)
                 yield stack
         finally:
-            if stack.worker is not None and worker_task is not None:
-                await stack.worker.shutdown()
-                with contextlib.suppress(Exception):
-                    await worker_task
+            for running_worker, task in ((stack.worker, worker_task), (stack.domain_worker, domain_task)):
+                if running_worker is not None and task is not None:
+                    await running_worker.shutdown()
+                    with contextlib.suppress(Exception):
+                        await task
             await database.dispose()
     finally:
         if server is not None:

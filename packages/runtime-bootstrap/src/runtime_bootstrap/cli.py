@@ -219,8 +219,8 @@ def db_upgrade(url: str | None) -> None:
 def dev(home: str | None, port: int, ui_port: int, api_port: int) -> None:
     """Run the whole stack on this machine until Ctrl-C.
 
-    Temporal dev server on 127.0.0.1:7233 with its UI on :8233, SQLite, the authored worker and
-    the HTTP API on :8080. State persists in the home folder, so runs survive a restart.
+    Temporal dev server on 127.0.0.1:7233 with its UI on :8233, SQLite, the authored worker, a
+    domain worker (schedule fires, housekeeping) and the HTTP API on :8080. State persists in the home folder, so runs survive a restart.
     """
     from runtime_bootstrap.api import serving
 
@@ -240,7 +240,7 @@ def dev(home: str | None, port: int, ui_port: int, api_port: int) -> None:
             click.echo(f"Run Studio:  {api_url}/ (sign in with a token: wfr tokens create --tenant default --role admin)")
             click.echo(f"API:         {api_url}/api/v1 (docs {api_url}/api/docs)")
             click.echo(f"Database:    {stack.database.safe_url}")
-            click.echo("Worker:      polling workflow-runtime-v2 in this process")
+            click.echo(f"Workers:     polling workflow-runtime-v2 and {stack.domain_task_queue} (schedule fires, housekeeping) in this process")
             click.echo(f"\nIn another shell:\n  export WFR_TEMPORAL_ADDRESS={stack.server.address} WFR_DATABASE_URL=sqlite:///{folder / 'wfr.db'}\n\nCtrl-C to stop.")
             # SIGTERM and Ctrl-C both stop cleanly, so the dev server child never outlives us.
             stop = asyncio.Event()
@@ -336,10 +336,31 @@ def publish(files: tuple[str, ...], tenant: str) -> None:
             click.echo(f"{problem['severity']}: {where}: {problem['code']}: {problem['message']}", err=True)
         for version in outcome.versions:
             click.echo(f"{'published' if version.created else 'unchanged'}: {version.workflow_id} v{version.version} ({version.definition_hash[:12]})")
+        if outcome.published and outcome.versions and settings.external:
+            await _reconcile_published(database, tenant, [v.workflow_id for v in outcome.versions])
         return outcome.published
 
     if not _run(lambda: _with_database(settings.runtime.database_url, "WFR_DATABASE_URL", go)):
         raise click.ClickException("nothing was published")
+
+
+async def _reconcile_published(database: Database, tenant: str, workflow_ids: list[str]) -> None:
+    """Give the published triggers their Temporal Schedules (Temporal configured); a failure only warns."""
+    from runtime_core.schedules import reconcile_schedules
+    from runtime_core.worker import connect_temporal
+
+    settings = _settings()
+    try:
+        client = await connect_temporal(settings.runtime)
+        report = await reconcile_schedules(database, client, tenant=tenant, workflow_id=workflow_ids, task_queue=settings.runtime.domain_task_queue)
+        problems = report.problems
+        for action in ("created", "updated", "deleted"):
+            for sid in getattr(report, action):
+                click.echo(f"schedule {action}: {sid}")
+    except Exception as err:  # the definitions are published: the domain worker's reconcile converges later
+        problems = [f"{type(err).__name__}: {err}"]
+    for problem in problems:
+        click.echo(f"warning: schedules not reconciled yet: {problem}", err=True)
 
 
 # ----------------------------------------------------------------------------------- schema

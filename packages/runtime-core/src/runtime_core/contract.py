@@ -27,6 +27,10 @@ __all__ = [
     "RECONCILE_SCHEDULES_ACTIVITY",
     "RECORD_DIAGNOSES_ACTIVITY",
     "RETENTION_ACTIVITY",
+    "SCHEDULED_AWAIT_ACTIVITY",
+    "SCHEDULED_LAUNCH_ACTIVITY",
+    "SCHEDULED_LAUNCH_WORKFLOW",
+    "SCHEDULE_ID_PREFIX",
     "SEMANTICS_VERSION",
     "SWEEP_ACTIVITY",
     "TASK_QUEUE",
@@ -42,6 +46,8 @@ __all__ = [
     "RunInput",
     "RunOptions",
     "RunResult",
+    "ScheduledLaunchInput",
+    "ScheduledLaunchRequest",
     "workflow_id_for_run",
 ]
 
@@ -74,6 +80,13 @@ RECORD_DIAGNOSES_ACTIVITY = "workflowRuntimeHousekeepingRecordDiagnoses"
 RETENTION_ACTIVITY = "workflowRuntimeHousekeepingRetention"
 #: The Temporal Schedule that starts the housekeeping workflow (one per namespace).
 HOUSEKEEPING_SCHEDULE_ID = "wfr:housekeeping"
+#: A fire of a trigger's Temporal Schedule: the workflow each fire starts on the domain queue, its
+#: activity that launches the authored run, and the one that waits for that run to end (overlap).
+SCHEDULED_LAUNCH_WORKFLOW = "workflowRuntimeScheduledLaunch"
+SCHEDULED_LAUNCH_ACTIVITY = "workflowRuntimeScheduledLaunchRun"
+SCHEDULED_AWAIT_ACTIVITY = "workflowRuntimeScheduledAwaitRun"
+#: Every Temporal Schedule the runtime owns has an id ``wfr:{tenant}:{workflowId}:{key}``.
+SCHEDULE_ID_PREFIX = "wfr:"
 
 #: Version of the interpreter's observable semantics, pinned on every run. Bump it whenever a
 #: change alters what an existing definition does.
@@ -255,3 +268,28 @@ class OpenWaitResult:
 
     events: list[dict[str, Any]] = field(default_factory=list)
     form_schema: dict[str, Any] | None = None
+
+
+@dataclass
+class ScheduledLaunchInput:
+    """The static argument of a trigger's schedule action (the same for every fire)."""
+
+    tenant: str
+    workflow_id: str
+    schedule_id: str
+    #: ``schedule`` or ``recurring`` (recorded in the run's ``triggeredBy``).
+    trigger_type: str
+    #: Wait for the launched run to end before the fire workflow ends, so Temporal's overlap
+    #: policy (``skip``, ``bufferOne``) applies to the authored run, not only to the fire.
+    await_run: bool = True
+
+
+@dataclass
+class ScheduledLaunchRequest:
+    """One fire's launch: the schedule's input and the fire's scheduled time (RFC 3339)."""
+
+    tenant: str
+    workflow_id: str
+    schedule_id: str
+    trigger_type: str
+    scheduled_at: str

@@ -49,7 +49,7 @@ async def serving(stack: Stack, host: str, port: int, *, access_log: bool = Fals
     Raises:
         click.ClickException: The address cannot be bound (in use, not local).
     """
-    async with serving_operations(Operations(stack.database, stack.client, registry=stack.registry), host, port, access_log=access_log) as url:
+    async with serving_operations(Operations(stack.database, stack.client, registry=stack.registry, domain_task_queue=stack.domain_task_queue), host, port, access_log=access_log) as url:
         yield url
 
 

@@ -1,6 +1,7 @@
 """The authored workflow DSL: models and publish-time validation."""
 
 from runtime_core.dsl._models import (
+    DEFAULT_CATCHUP_WINDOW_MS,
     ID_PATTERN,
     MAX_ATTEMPTS,
     MAX_BACKOFF_MULTIPLIER,
@@ -11,6 +12,7 @@ from runtime_core.dsl._models import (
     MAX_NAME_LENGTH,
     MAX_STEP_PATH_LENGTH,
     MAX_VERSION,
+    MIN_CATCHUP_WINDOW_MS,
     ActionCallConfig,
     ActionCallStep,
     AssignConfig,
@@ -40,6 +42,7 @@ from runtime_core.dsl._models import (
     WorkflowDefinition,
 )
 from runtime_core.dsl._schema import SCHEMA_ID, definition_json_schema, reference_markdown
+from runtime_core.dsl._triggers import CRON_MACROS, cron_problem, parse_instant, run_at_problem, timezone_problem
 from runtime_core.dsl._validate import (
     Problem,
     ValidationContext,
@@ -51,6 +54,8 @@ from runtime_core.dsl._validate import (
 )
 
 __all__ = [
+    "CRON_MACROS",
+    "DEFAULT_CATCHUP_WINDOW_MS",
     "ID_PATTERN",
     "MAX_ATTEMPTS",
     "MAX_BACKOFF_MULTIPLIER",
@@ -61,6 +66,7 @@ __all__ = [
     "MAX_NAME_LENGTH",
     "MAX_STEP_PATH_LENGTH",
     "MAX_VERSION",
+    "MIN_CATCHUP_WINDOW_MS",
     "SCHEMA_ID",
     "ActionCallConfig",
     "ActionCallStep",
@@ -92,10 +98,14 @@ __all__ = [
     "ValidationContext",
     "WorkflowDefinition",
     "canonical_json",
+    "cron_problem",
     "definition_hash",
     "definition_json_schema",
+    "parse_instant",
     "parsed_definition",
     "reference_markdown",
+    "run_at_problem",
     "schema_problems",
+    "timezone_problem",
     "validate_definition",
 ]

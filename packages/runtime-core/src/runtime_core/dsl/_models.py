@@ -292,19 +292,39 @@ class EventTrigger(_Strict):
     payloadMapping: dict[str, Value] | None = Field(default=None, description="Values over `{event: {name, correlationKey, payload}}`; the event payload itself when absent.")
 
 
+#: Shortest catch-up window Temporal Schedules accept.
+MIN_CATCHUP_WINDOW_MS: Final = 10_000
+#: Default catch-up window: a fire missed while Temporal was unavailable is still made within a
+#: minute of its time, and dropped after that.
+DEFAULT_CATCHUP_WINDOW_MS: Final = 60_000
+
+_CATCHUP = Field(
+    default=DEFAULT_CATCHUP_WINDOW_MS, ge=MIN_CATCHUP_WINDOW_MS, le=MAX_DURATION_MS,
+    description="How late a fire missed while Temporal was unavailable may still be made, in ms (at least 10,000); "
+    "older missed fires are dropped, so an outage never ends in a burst of stale runs.",
+)
+
+
 class ScheduleTrigger(_Strict):
-    """One run at an instant."""
+    """One run at an instant (a Temporal Schedule with one action)."""
 
     type: Literal["schedule"]
-    runAt: str = Field(description="ISO-8601 instant of the one run.")
+    runAt: str = Field(description="RFC 3339 instant of the one run, with an offset (`2026-11-25T10:00:00Z`); an instant already past at publish is a warning and never fires.")
+    catchupWindowMs: int = _CATCHUP
 
 
 class RecurringTrigger(_Strict):
-    """A run at each cron occurrence."""
+    """A run at each occurrence of a cron expression (a Temporal Schedule)."""
 
     type: Literal["recurring"]
-    cron: str = Field(description="Cron expression.")
-    timezone: str = Field(description="IANA time zone of the cron expression.")
+    cron: str = Field(description="Five-field cron (`minute hour day-of-month month day-of-week`; numbers, names, `*`, ranges, steps, lists), a macro (`@hourly`, `@daily`, …) or `@every <duration>` (`@every 10m`).")
+    timezone: str = Field(description="IANA time zone of the cron expression (`UTC`, `Europe/Paris`).")
+    overlap: Literal["skip", "bufferOne", "allow"] = Field(
+        default="skip",
+        description="A fire while the previous run is still going (not ended): `skip` it (default), "
+        "`bufferOne` (start it when that run ends; at most one waits) or `allow` (start it at once).",
+    )
+    catchupWindowMs: int = _CATCHUP
 
 
 Trigger = Annotated[EventTrigger | ScheduleTrigger | RecurringTrigger, Field(discriminator="type")]

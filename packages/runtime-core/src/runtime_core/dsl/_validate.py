@@ -19,6 +19,7 @@ from referencing.jsonschema import DRAFT202012
 
 from runtime_core.dsl._models import SEQUENCE_KEYS, WorkflowDefinition
 from runtime_core.dsl._paths import PathError, parse_assign_path
+from runtime_core.dsl._triggers import cron_problem, run_at_problem, timezone_problem
 from runtime_core.expressions import ExpressionEngine, ExpressionRegexUnsupported, RegexUnsupported, compile_re2
 
 __all__ = [
@@ -381,6 +382,24 @@ def _assign_targets(step: dict[str, Any]) -> Iterator[tuple[str, Any]]:
             yield f"outputMapping.{key}", key
 
 
+def _trigger_problems(trigger: Any) -> list[Problem]:
+    """A ``schedule`` trigger's instant, a ``recurring`` trigger's cron expression and zone (path ``trigger.<field>``)."""
+    if not isinstance(trigger, dict):
+        return []
+    checks: list[tuple[str, Callable[[str], str | None], str]] = []
+    if trigger.get("type") == "schedule":
+        checks = [("runAt", run_at_problem, "INVALID_RUN_AT")]
+    elif trigger.get("type") == "recurring":
+        checks = [("cron", cron_problem, "INVALID_CRON"), ("timezone", timezone_problem, "INVALID_TIMEZONE")]
+    problems = []
+    for name, check, code in checks:
+        value = trigger.get(name)
+        message = check(value) if isinstance(value, str) else None  # a missing or non-string field is a schema problem
+        if message is not None:
+            problems.append(Problem("error", f"trigger.{name}", None, code, message))
+    return problems
+
+
 def _semantic_problems(data: dict[str, Any], ctx: ValidationContext) -> list[Problem]:
     problems: list[Problem] = []
     seen: dict[str, str] = {}
@@ -388,6 +407,8 @@ def _semantic_problems(data: dict[str, Any], ctx: ValidationContext) -> list[Pro
     if "payloadSchema" in data and data["payloadSchema"] is not None:
         for code, path, message in schema_definition_problems(data["payloadSchema"], "payloadSchema"):
             problems.append(Problem("error", "root", None, "INVALID_PAYLOAD_SCHEMA" if code == "INVALID_SCHEMA" else code, f"{path}: {message}"))
+
+    problems.extend(_trigger_problems(data.get("trigger")))
 
     for step_path, step, loop_locals in _iter_steps(data.get("steps"), "root.steps"):
         step_id = step.get("id") if isinstance(step.get("id"), str) else None

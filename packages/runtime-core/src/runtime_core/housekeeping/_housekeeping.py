@@ -119,22 +119,11 @@ class HousekeepingActivities:
     @activity.defn(name=RECONCILE_SCHEDULES_ACTIVITY)
     async def reconcile_schedules(self) -> dict[str, Any]:
         """Converge every tenant's trigger schedules with the published definitions."""
-        # TODO(merge): runtime_core.schedules is written in parallel (branch i13-sched); once it
-        # is merged, import it at the top of this method unconditionally and drop the skip.
-        import importlib
+        from runtime_core import schedules  # imported here: the workflow module stays free of the database layer
 
-        try:
-            schedules = importlib.import_module("runtime_core.schedules")
-        except ModuleNotFoundError as err:
-            if err.name != "runtime_core.schedules":
-                raise
-            log.info("housekeeping: schedule reconcile skipped, runtime_core.schedules is not installed")
-            return {"skipped": "runtime_core.schedules is not available in this release"}
-        result = await schedules.reconcile_schedules(self.database, self._client())
-        if isinstance(result, dict):
-            return result
-        dump = getattr(result, "model_dump", None)
-        return dict(dump()) if callable(dump) else {"result": repr(result)}
+        ops = self.operations()
+        report = await schedules.reconcile_schedules(ops.database, ops.client, task_queue=activity.info().task_queue)
+        return {name: len(ids) for name, ids in report.to_dict().items() if name != "problems"} | {"problems": report.problems}
 
     @activity.defn(name=RECORD_DIAGNOSES_ACTIVITY)
     async def record_diagnoses(self) -> dict[str, int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from sqlalchemy import select
@@ -21,6 +22,9 @@ from runtime_core.operations._schemas import (
 )
 from runtime_core.persistence import DefinitionVersion, WorkflowDefinitionRow
 from runtime_core.publishing import publish_definitions
+from runtime_core.schedules import reconcile_schedules
+
+log = logging.getLogger(__name__)
 
 __all__ = ["Authoring", "version_detail"]
 
@@ -67,10 +71,25 @@ class Authoring(OperationsBase):
                 f"nothing was published: {len(outcome.errors)} problem(s)",
                 errors=[{"path": _where(p), "code": p["code"], "message": p["message"]} for p in outcome.errors],
             )
+        problems = [_problem(p) for p in outcome.problems]
+        if self._client is not None and outcome.versions:
+            problems.extend(await self._reconcile_schedules(tenant, [v.workflow_id for v in outcome.versions]))
         return PublishResult(
             published=[PublishedVersionView(workflowId=v.workflow_id, version=v.version, hash=v.definition_hash, created=v.created) for v in outcome.versions],
-            problems=[_problem(p) for p in outcome.problems],
+            problems=problems,
         )
+
+    async def _reconcile_schedules(self, tenant: str, workflow_ids: list[str]) -> list[Problem]:
+        """Reconcile the published workflows' schedules; a failure is a warning (the domain worker's periodic reconcile converges)."""
+        try:
+            report = await reconcile_schedules(self.database, self.client, tenant=tenant, workflow_id=workflow_ids, task_queue=self.domain_task_queue)
+            messages = report.problems
+        except Exception as err:  # the publish is stored: never fail it for its schedules
+            log.warning("reconciling the schedules of %s after publishing failed: %s", workflow_ids, err)
+            messages = [f"{type(err).__name__}: {err}"]
+        return [Problem(workflowId=None, version=None, path="trigger", stepId=None, code="SCHEDULE_RECONCILE_FAILED", severity="warning",
+                        message=f"published, but the trigger's schedule is not in place yet ({m}); the domain worker's periodic reconcile retries it")
+                for m in messages]
 
     async def list_definitions(self, tenant: str) -> list[DefinitionSummary]:
         """The tenant's workflows with their latest version, by id."""

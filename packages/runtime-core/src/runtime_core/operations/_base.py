@@ -11,6 +11,7 @@ from sqlalchemy import select
 from temporalio.client import Client
 
 from runtime_core.actions import ActionRegistry
+from runtime_core.contract import DOMAIN_TASK_QUEUE
 from runtime_core.expressions import format_instant
 from runtime_core.launcher import Launcher
 from runtime_core.operations._errors import Invalid, NotFound
@@ -128,6 +129,7 @@ class OperationsBase:
         stuck_after_seconds: float = 60.0,
         diagnosis_cache_seconds: float = 10.0,
         backlog_threshold: int = 500,
+        domain_task_queue: str = DOMAIN_TASK_QUEUE,
     ) -> None:
         """Bind the operations to a database and (for anything that touches a run) Temporal.
 
@@ -139,12 +141,14 @@ class OperationsBase:
             stuck_after_seconds: A RUNNING run with no step progress for longer is diagnosed.
             diagnosis_cache_seconds: How long what Temporal said is reused.
             backlog_threshold: Queued workflow tasks from which a backlog is reported.
+            domain_task_queue: The domain queue the schedules' fire workflow runs on (``WFR_DOMAIN_TASK_QUEUE``).
         """
         from runtime_core.operations._diagnosis import Diagnoser
 
         self.database = database
         self._client = client
         self._registry = registry
+        self.domain_task_queue = domain_task_queue
         self.diagnoser = Diagnoser(self, stuck_after_seconds=stuck_after_seconds, cache_seconds=diagnosis_cache_seconds, backlog_threshold=backlog_threshold)
 
     @property

@@ -19,11 +19,10 @@ from temporalio.service import RPCError, RPCStatusCode
 from runtime_core.operations._base import OperationsBase, text_param
 from runtime_core.operations._errors import Conflict, NotFound
 from runtime_core.operations._schemas import _In, _Out
+from runtime_core.schedules import parse_schedule_id
 
 __all__ = ["ScheduleFire", "ScheduleNoteRequest", "ScheduleView", "Schedules"]
 
-#: Schedule ids of triggers: ``wfr:{tenant}:{workflowId}:{key}`` (tenant and workflow ids never contain ``:``).
-_PREFIX = "wfr:"
 
 
 class ScheduleFire(_Out):
@@ -60,21 +59,12 @@ def _iso(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _parts(schedule_id: str) -> tuple[str, str, str] | None:
-    if not schedule_id.startswith(_PREFIX):
-        return None
-    parts = schedule_id[len(_PREFIX):].split(":")
-    if len(parts) != 3 or not all(parts):
-        return None
-    return parts[0], parts[1], parts[2]
-
-
 class Schedules(OperationsBase):
     """Operations on the Temporal Schedules of a tenant's `schedule` and `recurring` triggers."""
 
     def _handle(self, tenant: str, schedule_id: str) -> tuple[ScheduleHandle, tuple[str, str, str]]:
         text_param(schedule_id, "scheduleId", max_length=400)
-        parts = _parts(schedule_id)
+        parts = parse_schedule_id(schedule_id)
         if parts is None or parts[0] != tenant:
             raise NotFound(f"schedule {schedule_id[:200]} not found")
         return self.client.get_schedule_handle(schedule_id), parts
@@ -112,8 +102,8 @@ class Schedules(OperationsBase):
         """
         if workflow_id is not None:
             text_param(workflow_id, "workflowId", max_length=200)
-        prefix = f"{_PREFIX}{tenant}:" + (f"{workflow_id}:" if workflow_id is not None else "")
-        ids = sorted([s.id async for s in await self.client.list_schedules() if s.id.startswith(prefix)])
+        ids = sorted([s.id async for s in await self.client.list_schedules()
+                      if (parsed := parse_schedule_id(s.id)) is not None and parsed[0] == tenant and workflow_id in (None, parsed[1])])
         views: list[ScheduleView] = []
         for schedule_id in ids:
             try:

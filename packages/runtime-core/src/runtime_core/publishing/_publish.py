@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -25,11 +26,13 @@ from runtime_core.dsl import (
     ForEachStep,
     IfStep,
     Problem,
+    ScheduleTrigger,
     Step,
     TryCatchStep,
     ValidationContext,
     WorkflowDefinition,
     definition_hash,
+    parse_instant,
     validate_definition,
 )
 from runtime_core.persistence import Database, DefinitionVersion, WorkflowDefinitionRow, utcnow
@@ -203,6 +206,20 @@ def _limit_problems(model: WorkflowDefinition) -> list[Problem]:
     return problems
 
 
+def _past_run_at(model: WorkflowDefinition) -> list[Problem]:
+    """A one-time trigger whose instant has already passed: published, but it never fires (a warning)."""
+    trigger = model.trigger
+    if not isinstance(trigger, ScheduleTrigger):
+        return []
+    instant = parse_instant(trigger.runAt)
+    if instant is None or instant > datetime.now(UTC):
+        return []
+    return [Problem(
+        "warning", "trigger.runAt", None, "RUN_AT_IN_PAST",
+        f"runAt {trigger.runAt} has already passed, so this trigger never fires; set a future instant, or launch the run directly",
+    )]
+
+
 async def publish_definitions(
     database: Database,
     registry: ActionRegistry,
@@ -255,7 +272,7 @@ async def publish_definitions(
         try:
             model, found = validate_definition(document, ctx)
             if model is not None:
-                found = [*found, *_limit_problems(model)]
+                found = [*found, *_limit_problems(model), *_past_run_at(model)]
                 canonical = model.model_dump(mode="json", by_alias=True, exclude_unset=True)
                 digest = definition_hash(canonical)
         except Exception as err:  # validation must answer with problems, whatever the document

@@ -19,7 +19,7 @@ from runtime_core.interpreter import InterpreterWorkflow
 from runtime_core.persistence import Database
 from runtime_core.secrets import SecretProvider
 
-__all__ = ["PASSTHROUGH_MODULES", "build_authored_worker", "connect_temporal", "temporal_runtime", "workflow_runner"]
+__all__ = ["PASSTHROUGH_MODULES", "build_authored_worker", "connect_temporal", "domain_workflow_runner", "temporal_runtime", "workflow_runner"]
 
 #: Deterministic libraries the interpreter uses, loaded once outside the sandbox. jsonata-python
 #: imports parts of itself lazily during evaluation, so a with-block in the workflow module is not
@@ -34,6 +34,15 @@ PASSTHROUGH_MODULES = (
 def workflow_runner() -> SandboxedWorkflowRunner:
     """The sandboxed runner with the runtime's passthrough modules."""
     return SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES))
+
+
+def domain_workflow_runner() -> SandboxedWorkflowRunner:
+    """The sandboxed runner of the domain queue's workers (housekeeping, the schedules' fire workflow).
+
+    ``runtime_core.schedules`` passes through: its fire workflow is deterministic, but the package
+    also holds the reconcile and the launch activity, which import the database layer.
+    """
+    return SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES, "runtime_core.schedules"))
 
 
 _RUNTIME: Runtime | None = None
