@@ -6,6 +6,7 @@ SQLite, in-process worker).
 
     python scripts/record_histories.py                                    # tests/histories/
     python scripts/record_histories.py tests/histories/local-projections  # another folder
+    python scripts/record_histories.py tests/histories/child-waiting NAME...  # only these scenarios
 """
 
 from __future__ import annotations
@@ -27,14 +28,14 @@ OUT = ROOT / "tests" / "histories"
 FOLDERS = (ROOT / "tests" / "scenarios", ROOT.parent / "shared" / "scenarios")
 
 
-async def main(out: Path) -> None:
-    """Run each scenario and write one history file per run of its tree into ``out``."""
+async def main(out: Path, only: set[str] | None = None) -> None:
+    """Run each scenario (or those named in ``only``) and write one history file per run of its tree into ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     files = [p for folder in FOLDERS if folder.is_dir() for p in sorted(folder.glob("*.json"))]
     async with open_stack(AppSettings.from_env()) as stack:
         for path in files:
             scenario = load_scenario(path)
-            if scenario["name"] in EXPECTED_FAILURES:
+            if scenario["name"] in EXPECTED_FAILURES or (only and scenario["name"] not in only):
                 continue
             outcome = await run_scenario(stack, scenario)
             if outcome["run"] is None:
@@ -51,4 +52,4 @@ async def main(out: Path) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(Path(sys.argv[1]).resolve() if len(sys.argv) > 1 else OUT))
+    asyncio.run(main(Path(sys.argv[1]).resolve() if len(sys.argv) > 1 else OUT, set(sys.argv[2:]) or None))

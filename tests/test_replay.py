@@ -13,13 +13,14 @@ from __future__ import annotations
 import base64
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
 from runtime_core.interpreter import InterpreterWorkflow
-from runtime_core.interpreter._workflow import LOCAL_PROJECTIONS_PATCH
+from runtime_core.interpreter._workflow import CHILD_WAITING_PATCH, LOCAL_PROJECTIONS_PATCH
 from runtime_core.worker import workflow_runner
 
 HISTORIES = Path(__file__).parent / "histories"
@@ -32,6 +33,28 @@ def _corpus() -> list[Path]:
 def test_corpus_is_present() -> None:
     """The corpus covers the scenario shapes (a missing corpus must not pass silently)."""
     assert len(_corpus()) >= 20
+
+
+def _patches(events: list[dict[str, Any]]) -> list[Any]:
+    markers = [e["markerRecordedEventAttributes"] for e in events if e["eventType"] == "EVENT_TYPE_MARKER_RECORDED"]
+    return [json.loads(base64.b64decode(m["details"]["patch-data"]["payloads"][0]["data"])) for m in markers if m["markerName"] == "core_patch"]
+
+
+def test_corpus_covers_child_waiting() -> None:
+    """Histories with the child-status signals (patch ``wfr-child-waiting-1``) are in the corpus:
+    children that signal WAITING to their parent, a parent receiving it, cancel and timeout."""
+    folder = HISTORIES / "child-waiting"
+    recent = sorted(folder.glob("*.json"))
+    assert len(recent) >= 10
+    signalled = received = 0
+    for path in recent:
+        events = json.loads(path.read_text())["history"]["events"]
+        assert {"id": CHILD_WAITING_PATCH, "deprecated": False} in _patches(events), path.name
+        kinds = {e["eventType"] for e in events}
+        signalled += "EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED" in kinds
+        received += "EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED" in kinds and "--child" not in path.name
+    assert signalled >= 5 and received >= 5
+    assert {"cancel-waiting-child-tree.json", "waiting-child-times-out-caught.json", "grandchild-waiting-tree-waiting--child0.json"} <= {p.name for p in recent}
 
 
 def test_corpus_covers_local_projections() -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 __all__ = [
     "ACTION_ACTIVITY",
+    "CHILD_STATUS_SIGNAL",
     "DOMAIN_TASK_QUEUE",
     "EVENT_SIGNAL",
     "FINALIZE_ACTIVITY",
@@ -58,6 +59,9 @@ WORKFLOW_TYPE = "workflowRuntimeV2RunWorkflow"
 #: Signals accepted by the interpreter workflow.
 EVENT_SIGNAL = "workflowRuntimeV2Event"
 HUMAN_TASK_SIGNAL = "workflowRuntimeV2HumanTask"
+#: A child run telling its parent run that it is now WAITING or RUNNING again (``{"runId",
+#: "waiting"}``); the parent counts a branch blocked on a WAITING child as blocked.
+CHILD_STATUS_SIGNAL = "workflowRuntimeV2ChildStatus"
 #: Queries answered by the interpreter workflow.
 QUERY_CURRENT_STEP = "workflowRuntimeV2CurrentStep"
 QUERY_CURRENT_WAIT = "workflowRuntimeV2CurrentWait"

@@ -22,6 +22,10 @@ Design notes:
   underneath and never count as attempts.
 * Long runs continue-as-new at a step boundary with nothing in flight: the unwinding frames
   record where each sequence stood, and the next run resumes there (see ``_ContinueAsNew``).
+* A run is WAITING when every active branch is blocked on an open wait of its own or on a child
+  run that is itself WAITING. Children tell their parent of each RUNNING/WAITING change with a
+  signal, and a status task keeps the run row (and the run's own parent) in step with that
+  rule (see ``_status_loop``; patch ``wfr-child-waiting-1``).
 """
 
 from __future__ import annotations
@@ -36,12 +40,13 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy as TemporalRetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError, FailureError
 from temporalio.exceptions import CancelledError as TemporalCancelledError
 
 with workflow.unsafe.imports_passed_through():
     from runtime_core.contract import (
         ACTION_ACTIVITY,
+        CHILD_STATUS_SIGNAL,
         FINALIZE_ACTIVITY,
         OPEN_WAIT_ACTIVITY,
         PROJECT_ACTIVITY,
@@ -79,7 +84,7 @@ with workflow.unsafe.imports_passed_through():
     from runtime_core.interpreter._values import assign_path, json_copy, truthy
     from runtime_core.values import MAX_DURATION_MS, MAX_STATE_BYTES, MAX_VALUE_BYTES, ValueProblem, check_value, json_size
 
-__all__ = ["LOCAL_PROJECTIONS_PATCH", "InterpreterEngine"]
+__all__ = ["CHILD_WAITING_PATCH", "LOCAL_PROJECTIONS_PATCH", "InterpreterEngine"]
 
 #: Infrastructure retries of the runtime's own activities: unlimited, with backoff. An action's
 #: own errors are non-retryable ApplicationErrors and never reach this policy.
@@ -88,6 +93,10 @@ _PROJECTION_TIMEOUT = timedelta(seconds=60)
 #: Patch marking histories whose projection flushes and finalize are local activities. Histories
 #: recorded before it ran them as ordinary activities and still replay that way.
 LOCAL_PROJECTIONS_PATCH = "wfr-local-projections-1"
+#: Patch marking histories whose run reports RUNNING/WAITING changes to its parent (a signal)
+#: and follows its children's, its branches' and its own waits' states with a status task.
+#: Histories recorded before it never signalled a parent and replay without the task.
+CHILD_WAITING_PATCH = "wfr-child-waiting-1"
 #: Unmatched events kept for later waits: at most this many, and this many bytes in all (they
 #: travel in the continue-as-new input, which Temporal limits to 2 MB).
 _INBOX_MAX_EVENTS = 1000
@@ -168,10 +177,17 @@ class InterpreterEngine:
         self._inbox: list[dict[str, Any]] = []
         self._consumed: list[str] = []
         self._consumed_set: set[str] = set()
-        # a run is WAITING when every active branch is blocked on a wait
+        # a run is WAITING when every active branch is blocked on a wait or on a WAITING child
         self._branches = 1
         self._blocked = 0
-        self._run_waiting = False
+        self._run_waiting = False  # the status the run row has (or is being given)
+        # status sync (CHILD_WAITING_PATCH): None until decided, then whether this run uses it
+        self._status_sync: bool | None = None
+        self._status_task: asyncio.Task[None] | None = None
+        self._status_done = False
+        self._children: dict[str, bool] = {}  # child runs awaited now: run id -> reported WAITING
+        self._opening = 0  # open-wait activities in flight (they write WAITING themselves)
+        self._told_waiting = False  # what this run last told its parent
 
     # ---------------------------------------------------------------------------------- run
 
@@ -205,9 +221,12 @@ class InterpreterEngine:
             self._inbox = cp.get("inbox", [])
             self._consumed = cp.get("consumed", [])
             self._consumed_set = set(self._consumed)
+            self._told_waiting = bool(cp.get("toldWaiting", False))
             resume = cp["frames"]
             if cp.get("resumed") is not None:
                 _reopen_frames(resume)  # an operator's resume: the failed step and its containers run on
+        if inp.parent_run_id is not None and workflow.info().parent is not None:
+            self._sync_status()  # a child run reports its RUNNING/WAITING changes to its parent
         error: RuntimeErrorInfo | None = None
         resume_point: dict[str, Any] | None = None
         try:
@@ -222,6 +241,8 @@ class InterpreterEngine:
         except _ContinueAsNew as can:
             checkpoint = self._checkpoint(can.frames)
             self._check_state("the state carried across continue-as-new", json_size(checkpoint), _CHECKPOINT_MAX_BYTES)
+            await self._stop_status()
+            checkpoint["toldWaiting"] = self._told_waiting
             await self._flush(snapshot=True)
             # the launch payload lives on in the checkpoint's payload: do not send it twice
             workflow.continue_as_new(replace(inp, checkpoint=checkpoint, payload={}))
@@ -236,8 +257,10 @@ class InterpreterEngine:
         except asyncio.CancelledError:
             self._status = "CANCELED"
             error = RuntimeErrorInfo(category="Cancellation", message="the run was cancelled by an operator", at=self._now())
+            await self._stop_status()
             await self._finalize(error)
             raise
+        await self._stop_status()
         await self._finalize(error)
         if error is not None:
             details = [error.to_dict()] if resume_point is None else [error.to_dict(), {"resumePoint": resume_point}]
@@ -313,6 +336,88 @@ class InterpreterEngine:
             await workflow.execute_local_activity(activity, req, start_to_close_timeout=_PROJECTION_TIMEOUT, retry_policy=_INFRA_RETRY)
         else:
             await workflow.execute_activity(activity, req, start_to_close_timeout=_PROJECTION_TIMEOUT, retry_policy=_INFRA_RETRY)
+
+    # ------------------------------------------------------------------------- run status
+
+    def _sync_status(self) -> bool:
+        """Decide once whether this run keeps its status in step with its branches and children.
+
+        Called where status sync first matters: at the start of a child run, before a child run
+        is started, before a concurrent forEach starts its branches. Histories recorded before
+        ``CHILD_WAITING_PATCH`` replay without it (no status task, no signals); a run that never
+        reaches such a point records no patch marker and behaves exactly as before.
+
+        Returns:
+            Whether the status task runs in this run.
+        """
+        if self._status_sync is None:
+            self._status_sync = workflow.patched(CHILD_WAITING_PATCH)
+            if self._status_sync:
+                self._status_task = asyncio.ensure_future(self._status_loop())
+        return self._status_sync
+
+    def _wants_waiting(self) -> bool:
+        """The DSL's rule: every active branch blocked on an own open wait or on a WAITING child."""
+        blocked = self._blocked + sum(self._children.values())
+        return self._branches > 0 and blocked >= self._branches
+
+    async def _status_loop(self) -> None:
+        """Keep the run row, then the parent, in step with :meth:`_wants_waiting`.
+
+        Own waits keep their cheaper path: the open-wait activity writes WAITING with the wait
+        row (the loop holds back while one is in flight, so the wait row always comes first), and
+        a wait that ends buffers RUNNING for the next write, as the run moves on by itself. The
+        loop writes the changes nothing else would: a branch blocked on a child that became
+        WAITING or RUNNING again, a child that ended, the last running branch of a concurrent
+        forEach ending while the others are blocked. Its flush drains the buffered rows first,
+        so a stale buffered status can never land after the new one.
+
+        A child run then signals its parent (``CHILD_STATUS_SIGNAL``) whenever its row's status
+        differs from what it last told the parent, one signal at a time, so they arrive in order.
+        The loop wakes only when the workflow is idle, so a status that flips and flips back
+        within one workflow task costs nothing.
+        """
+        assert self._input is not None
+        run_id = self._input.run_id
+        parent = workflow.info().parent
+        handle = workflow.get_external_workflow_handle(parent.workflow_id) if parent is not None else None
+
+        def due() -> bool:
+            if self._status_done:
+                return True
+            if self._opening:
+                return False
+            return self._wants_waiting() != self._run_waiting or (handle is not None and self._run_waiting != self._told_waiting)
+
+        while True:
+            await workflow.wait_condition(due)
+            if self._status_done:
+                return
+            want = self._wants_waiting()
+            if want != self._run_waiting:
+                self._run_waiting = want
+                self._others.append({"kind": "run", "status": "WAITING" if want else "RUNNING"})
+                await self._flush()
+            elif handle is not None:
+                self._told_waiting = self._run_waiting
+                try:
+                    await handle.signal(CHILD_STATUS_SIGNAL, {"runId": run_id, "waiting": self._told_waiting})
+                except FailureError:
+                    pass  # the parent has ended (cancelled, terminated): nobody is left to tell
+
+    async def _stop_status(self) -> None:
+        """End the status task at the run's end (or continue-as-new), after its current write."""
+        self._status_done = True
+        task, self._status_task = self._status_task, None
+        if task is not None:
+            await task
+
+    def on_child_status(self, message: dict[str, Any]) -> None:
+        """A child run awaited by this run reports that it is WAITING, or RUNNING again."""
+        run_id = message.get("runId")
+        if isinstance(run_id, str) and run_id in self._children:
+            self._children[run_id] = bool(message.get("waiting"))
+        # a child this run no longer awaits (it ended, or a late signal): nothing to count
 
     # ------------------------------------------------------------------------------ queries
 
@@ -638,6 +743,7 @@ class InterpreterEngine:
         pending: set[asyncio.Task[None]] = set()
         failures: dict[int, BaseException] = {}
         next_index = 0
+        self._sync_status()  # the last running branch may end while the others are blocked
         self._branches -= 1  # this branch only waits for its iterations
         try:
             while next_index < len(items) or pending:
@@ -698,16 +804,20 @@ class InterpreterEngine:
         wait: dict[str, Any] = {"waitSeq": self._wait_seq, "type": wait_type, "stepSeq": row["seq"], "stepId": step.id, "createdAt": self._now(), "match": None, **fields}
         self._open[self._wait_seq] = wait
         self._blocked += 1
-        waiting = self._blocked >= self._branches
+        waiting = self._wants_waiting() if self._status_sync else self._blocked >= self._branches
         task = fields.get("task")
         req = OpenWaitRequest(
             run_id=self._input.run_id, tenant=self._input.tenant, wait_seq=wait["waitSeq"], step_seq=row["seq"], step_id=step.id, wait_type=wait_type,
             created_at=wait["createdAt"], run_started_at=self._meta["startedAt"], run_waiting=waiting, event_name=fields.get("eventName"),
             correlation_key=fields.get("key"), filters=fields.get("filters"), due_at=fields.get("dueAt"), task=task, projections=self._drain(),
         )
-        result: OpenWaitResult = await workflow.execute_activity(
-            OPEN_WAIT_ACTIVITY, req, result_type=OpenWaitResult, start_to_close_timeout=_PROJECTION_TIMEOUT, retry_policy=_INFRA_RETRY
-        )
+        self._opening += 1
+        try:
+            result: OpenWaitResult = await workflow.execute_activity(
+                OPEN_WAIT_ACTIVITY, req, result_type=OpenWaitResult, start_to_close_timeout=_PROJECTION_TIMEOUT, retry_policy=_INFRA_RETRY
+            )
+        finally:
+            self._opening -= 1
         self._run_waiting = self._run_waiting or waiting
         for event in result.events:
             self._receive(event)  # early events: stored before the wait existed
@@ -932,6 +1042,8 @@ class InterpreterEngine:
             row["attempts"] = 0
             return self._on_final_error(step, path, scope, row, err.info)
 
+        sync = self._sync_status()
+
         async def attempt_once(attempt: int) -> RunResult:
             child_id = workflow.uuid4().hex
             child_input = RunInput(
@@ -940,6 +1052,8 @@ class InterpreterEngine:
                 payload=payload, started_at=self._now(), parent_run_id=inp.run_id, root_run_id=inp.root_run_id or inp.run_id,
                 mocks=inp.mocks, children=inp.children, options=inp.options, parent_step_seq=row["seq"],
             )
+            if sync:
+                self._children[child_id] = False  # RUNNING until it signals otherwise
             try:
                 result: RunResult = await workflow.execute_child_workflow(
                     WORKFLOW_TYPE, child_input, id=workflow_id_for_run(child_id), task_queue=TASK_QUEUE, result_type=RunResult,
@@ -956,6 +1070,8 @@ class InterpreterEngine:
                     message=f"child run {child_id} of {step.workflowId} v{step.workflowVersion} failed: {child_error.get('message')}",
                     details={"childRunId": child_id, "error": child_error},
                 )) from None
+            finally:
+                self._children.pop(child_id, None)  # ended: this branch is no longer blocked on it
 
         ok, outcome = await self._with_retry(step, path, scope, row, attempt_once)
         if not ok:

@@ -14,6 +14,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from runtime_core.contract import (
+        CHILD_STATUS_SIGNAL,
         EVENT_SIGNAL,
         HUMAN_TASK_SIGNAL,
         QUERY_CURRENT_STEP,
@@ -23,9 +24,9 @@ with workflow.unsafe.imports_passed_through():
         RunInput,
         RunResult,
     )
-    from runtime_core.interpreter._engine import LOCAL_PROJECTIONS_PATCH, InterpreterEngine
+    from runtime_core.interpreter._engine import CHILD_WAITING_PATCH, LOCAL_PROJECTIONS_PATCH, InterpreterEngine
 
-__all__ = ["LOCAL_PROJECTIONS_PATCH", "InterpreterWorkflow"]
+__all__ = ["CHILD_WAITING_PATCH", "LOCAL_PROJECTIONS_PATCH", "InterpreterWorkflow"]
 
 
 @workflow.defn(name=WORKFLOW_TYPE)
@@ -61,3 +62,8 @@ class InterpreterWorkflow(InterpreterEngine):
     def on_task_response(self, message: dict[str, Any]) -> None:
         """A validated response to one of this run's open tasks."""
         super().on_task_response(message)
+
+    @workflow.signal(name=CHILD_STATUS_SIGNAL)
+    def on_child_status(self, message: dict[str, Any]) -> None:
+        """A child run awaited by this run reports that it is WAITING, or RUNNING again."""
+        super().on_child_status(message)
