@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import signal
 import sys
 import time
@@ -25,6 +26,7 @@ import click
 from runtime_bootstrap._stack import Stack, open_stack
 from runtime_bootstrap.settings import AppSettings, ConfigError
 from runtime_core.dsl import MAX_VERSION
+from runtime_core.logs import LOG_FORMATS, configure_logging
 from runtime_core.values import ValueProblem, check_value, safe_text
 
 if TYPE_CHECKING:
@@ -172,7 +174,8 @@ async def _stack(settings: AppSettings, **options: Any) -> AsyncIterator[Stack]:
 @click.group(cls=_Wfr)
 @click.version_option(package_name="runtime-bootstrap")
 @click.option("-v", "--verbose", is_flag=True, help="Log what the runtime does; show the traceback of an unexpected error.")
-def wfr(verbose: bool) -> None:
+@click.pass_context
+def wfr(ctx: click.Context, verbose: bool) -> None:
     """Authored workflows on Temporal.
 
     Without WFR_TEMPORAL_ADDRESS, commands that need a stack start an embedded one (Temporal dev
@@ -180,7 +183,11 @@ def wfr(verbose: bool) -> None:
     """
     global _verbose
     _verbose = verbose
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log_format = os.environ.get("WFR_LOG_FORMAT", "text").strip().lower() or "text"
+    if log_format not in LOG_FORMATS:
+        click.echo(f"wfr: WFR_LOG_FORMAT must be text or json, not {os.environ.get('WFR_LOG_FORMAT')!r}", err=True)
+        ctx.exit(2)
+    configure_logging("api" if ctx.invoked_subcommand == "serve" else "wfr", logging.INFO if verbose else logging.WARNING, log_format)
 
 
 # ----------------------------------------------------------------------------------------- db

@@ -24,6 +24,7 @@ SETTINGS_DOC = {
     "WFR_HOUSEKEEPING_INTERVAL_SECONDS": ("300", "How often the domain worker's Temporal Schedule wfr:housekeeping runs the housekeeping workflow (data-store sweep, reconcile, stuck-run diagnoses, retention); at least 1."),
     "WFR_DELIVERY_POLL_SECONDS": ("1", "How often the workflow-worker looks for events to deliver when nothing wakes it (same-process sends and PostgreSQL NOTIFY wake it at once)."),
     "WFR_LOG_LEVEL": ("INFO", "Python log level of the worker processes."),
+    "WFR_LOG_FORMAT": ("text", "Log line format of every process: text, or json (one object per line with tenant, run id, step path where known)."),
 }
 
 
@@ -43,6 +44,7 @@ class RuntimeSettings:
     delivery_poll_seconds: float = 1.0
     housekeeping_interval_seconds: float = 300.0
     log_level: str = "INFO"
+    log_format: str = "text"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> RuntimeSettings:
@@ -79,6 +81,9 @@ class RuntimeSettings:
         level = get("WFR_LOG_LEVEL").upper()
         if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
             raise ConfigError(f"WFR_LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, not {level!r}")
+        log_format = get("WFR_LOG_FORMAT").lower()
+        if log_format not in ("text", "json"):
+            raise ConfigError(f"WFR_LOG_FORMAT must be text or json, not {env.get('WFR_LOG_FORMAT')!r}")
         return cls(
             temporal_address=address,
             temporal_namespace=get("WFR_TEMPORAL_NAMESPACE"),
@@ -88,4 +93,5 @@ class RuntimeSettings:
             delivery_poll_seconds=delivery_poll,
             housekeeping_interval_seconds=housekeeping,
             log_level=level,
+            log_format=log_format,
         )

@@ -61,7 +61,8 @@ async def serving_operations(operations: Operations, host: str, port: int, *, ac
         click.ClickException: The address cannot be bound (in use, not local).
     """
     sock = _bind(host, port)
-    config = uvicorn.Config(create_app(operations), lifespan="off", access_log=access_log, log_level="info" if access_log else "warning",
+    # log_config=None: uvicorn's lines go through the process's handler (its format, secrets scrubbed)
+    config = uvicorn.Config(create_app(operations), lifespan="off", access_log=access_log, log_level="info" if access_log else "warning", log_config=None,
                             timeout_graceful_shutdown=10)
     server = _Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))

@@ -29,6 +29,7 @@ from runtime_core.contract import (
     OpenWaitResult,
     ProjectRequest,
 )
+from runtime_core.logs import log_context
 from runtime_core.persistence import ActionInvocation, Database, RunRow, RuntimeEvent, TaskDefinition, TaskRow, WaitRow, utcnow
 from runtime_core.persistence._upsert import insert_for, table_of
 from runtime_core.secrets import EnvSecretProvider, SecretNotFound, SecretProvider, redact, resolve_secrets, scrub, scrub_text
@@ -171,11 +172,18 @@ class RuntimeActivities:
         authored retry policy decides. A database that is locked, unreachable or restarting, and
         any failure of the runtime's own bookkeeping, is infrastructure: the attempt is retried by
         Temporal underneath and never counts as an attempt. The attempt heartbeats while it runs,
-        so a lost worker is noticed within the heartbeat timeout and a cancel stops it.
+        so a lost worker is noticed within the heartbeat timeout and a cancel stops it. Every
+        line logged during the attempt (the handler's own included) carries its tenant, run id,
+        step path, action id and attempt, and never a secret value it resolved.
         """
+        used: list[str] = []
+        with log_context(tenant=req.tenant, runId=req.run_id, stepPath=req.step_path, actionId=req.action_id, attempt=req.attempt, _secrets=used):
+            return await self._run_action(req, used)
+
+    async def _run_action(self, req: ActionRequest, used: list[str]) -> ActionResult:
+        """The attempt :meth:`run_action` describes; ``used`` collects the secret values it resolves."""
         started = parse_instant(req.started_at)
         where = f"run {req.run_id} step {req.step_path} ({req.action_id} v{req.action_version}, attempt {req.attempt})"
-        used: list[str] = []
         heartbeat = asyncio.create_task(_heartbeat())
         progress = _ProgressWrite(self._finish_step(req, "STARTED", None), self.progress_after) if self.progress_after is not None else None
         spec = self.registry.get(req.action_id, req.action_version) if req.mock is None else None

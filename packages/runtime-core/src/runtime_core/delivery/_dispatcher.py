@@ -44,6 +44,7 @@ from runtime_core.contract import EVENT_SIGNAL, workflow_id_for_run
 from runtime_core.errors import RunError
 from runtime_core.expressions import ExpressionEngine
 from runtime_core.launcher import Launcher, LaunchError
+from runtime_core.logs import log_context
 from runtime_core.persistence import Database, DefinitionVersion, EventDelivery, RunRow, RuntimeEvent, WaitRow, WorkflowDefinitionRow, utcnow
 from runtime_core.persistence._upsert import insert_for, table_of
 from runtime_core.secrets import redact
@@ -389,7 +390,15 @@ class Dispatcher:
             )
 
     async def _attempt(self, item: _Work) -> dict[str, Any]:
-        """Attempt one delivery; return its outcome as update parameters."""
+        """Attempt one delivery; return its outcome as update parameters.
+
+        Lines logged meanwhile carry the tenant, the event id and the target run (or workflow).
+        """
+        target = {"runId": item.target} if item.kind == "signal" else {"workflowId": item.target}
+        with log_context(tenant=item.tenant, eventId=item.event_id, **target):
+            return await self._attempt_in_context(item)
+
+    async def _attempt_in_context(self, item: _Work) -> dict[str, Any]:
         attempts = item.attempts + 1
         now = utcnow()
         outcome: dict[str, Any] = {"p_id": item.id, "p_attempts": attempts, "p_error": None, "p_run": None, "p_next": now, "p_delivered": None, "p_now": now}

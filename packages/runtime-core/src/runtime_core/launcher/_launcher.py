@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import UTC
@@ -23,6 +24,8 @@ from runtime_core.secrets import redact
 from runtime_core.values import MAX_RUN_INPUT_BYTES, ValueProblem, check_value, describe_size, safe_text
 
 __all__ = ["LaunchConflict", "LaunchError", "LaunchedRun", "Launcher", "launch_fingerprint", "run_id_for_key"]
+
+log = logging.getLogger(__name__)
 
 
 def launch_fingerprint(workflow_id: str, version: int | None, payload: Any) -> str:
@@ -252,6 +255,7 @@ class Launcher:
             run = await session.get(RunRow, run_id)
             if run is not None:
                 run.temporal_run_id = temporal_run_id
+        log.debug("started run %s of %s v%s", run_id, workflow_id, version, extra={"tenant": tenant, "runId": run_id, "workflowId": workflow_id})
         return LaunchedRun(run_id, tenant, workflow_id, version, temporal_id, temporal_run_id)
 
 

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Awaitable, Callable
 
 from runtime_core.config import ConfigError, RuntimeSettings
+from runtime_core.logs import configure_logging
 
 __all__ = ["serve"]
 
@@ -31,7 +32,7 @@ def serve(name: str, run: Callable[[RuntimeSettings, asyncio.Event], Awaitable[N
     except (ConfigError, ValueError) as err:
         print(f"{name}: {err}", file=sys.stderr)
         sys.exit(2)
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(name, settings.log_level, settings.log_format)
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -43,5 +44,5 @@ def serve(name: str, run: Callable[[RuntimeSettings, asyncio.Event], Awaitable[N
     try:
         asyncio.run(main())
     except RuntimeError as err:
-        print(f"{name}: {err}", file=sys.stderr)
+        logging.getLogger(name).error("%s", err)
         sys.exit(1)
