@@ -14,6 +14,7 @@ EXPORTS = {
     "runtime_core.actions": {"ENTRY_POINT_GROUP", "ActionContext", "ActionFailure", "ActionHandler", "ActionRegistry", "ActionSpec", "register_builtins"},
     "runtime_core.interpreter": {"InterpreterWorkflow"},
     "runtime_core.housekeeping": {"HousekeepingActivities", "HousekeepingWorkflow", "ensure_housekeeping_schedule", "sweep_expired"},
+    "runtime_core.logs": {"JsonFormatter", "configure_logging", "configured_secrets", "log_context"},
     "workflow_worker": {"__version__", "main", "run"},
     "domain_worker": {"RefusedQueue", "__version__", "check_queue", "main", "run"},
 }

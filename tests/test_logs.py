@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import uuid
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from click.testing import CliRunner
 from temporalio.client import Client, WorkflowFailureError
@@ -23,6 +26,7 @@ from runtime_bootstrap.cli import wfr
 from runtime_core.actions import ActionRegistry
 from runtime_core.launcher import Launcher
 from runtime_core.logs import JsonFormatter, ScrubbingFormatter, configured_secrets, log_context
+from runtime_core.operations import Operations
 from runtime_core.persistence import Database, upgrade
 from runtime_core.publishing import publish_definitions
 from runtime_core.readmodel import run_view
@@ -215,3 +219,42 @@ def test_access_lines_drop_the_query_string() -> None:
     assert line["method"] == "GET" and line["path"] == "/api/v1/runs" and line["status"] == 200
     assert "abc" not in json.dumps(line)
     assert "abc" not in ScrubbingFormatter("%(message)s").format(record)
+
+
+async def test_wfr_serve_json_access_lines_never_carry_the_token(temporal_server: DevServer, tmp_path: Path) -> None:
+    """`wfr serve` with WFR_LOG_FORMAT=json: every stderr line is JSON (process `api`); access lines
+    give method, path and status; neither the bearer token nor a query-string token appears."""
+    url = f"sqlite:///{tmp_path / 'serve.db'}"
+    database = Database(url)
+    await upgrade(database)
+    token = (await Operations(database, None).create_token("acme", "viewer", "ci")).token
+    await database.dispose()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**_env(temporal_server, url), "WFR_LOG_FORMAT": "json"}
+    process = subprocess.Popen([str(BIN / "wfr"), "serve", "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            for _ in range(300):
+                with contextlib.suppress(httpx.TransportError):
+                    if (await http.get("/healthz")).status_code == 200:
+                        break
+                assert process.poll() is None, process.communicate()
+                await asyncio.sleep(0.1)
+            runs = await http.get("/api/v1/runs", headers={"Authorization": f"Bearer {token}"})
+            assert runs.status_code == 200
+            assert (await http.get("/api/v1/runs", params={"access_token": token})).status_code in (401, 422)  # a token in a query string
+        process.send_signal(signal.SIGTERM)
+        _out, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, err
+    assert token not in err
+    lines = [json.loads(line) for line in err.splitlines()]
+    assert all(set(line) >= KEYS and line["process"] == "api" for line in lines), lines
+    access = [line for line in lines if line["logger"] == "uvicorn.access" and line.get("path") == "/api/v1/runs"]
+    assert len(access) == 2 and access[0]["method"] == "GET" and access[0]["status"] == 200, lines
+    assert all("access_token" not in line["message"] for line in access)
