@@ -24,6 +24,8 @@ SETTINGS_DOC = {
     "WFR_HOUSEKEEPING_INTERVAL_SECONDS": ("300", "How often the domain worker's Temporal Schedule wfr:housekeeping runs the housekeeping workflow (data-store sweep, reconcile, stuck-run diagnoses, retention); at least 1."),
     "WFR_DELIVERY_POLL_SECONDS": ("1", "How often the workflow-worker looks for events to deliver when nothing wakes it (same-process sends and PostgreSQL NOTIFY wake it at once)."),
     "WFR_LOG_LEVEL": ("INFO", "Python log level of the worker processes."),
+    "WFR_METRICS_PORT": ("", "Port serving the runtime's Prometheus metrics at /metrics (workflow-worker, domain-worker, `wfr serve`); off when unset."),
+    "WFR_TEMPORAL_METRICS_PORT": ("", "Port of the Temporal SDK's own Prometheus exporter (workflow-worker, domain-worker); off when unset."),
 }
 
 
@@ -43,6 +45,8 @@ class RuntimeSettings:
     delivery_poll_seconds: float = 1.0
     housekeeping_interval_seconds: float = 300.0
     log_level: str = "INFO"
+    metrics_port: int | None = None
+    temporal_metrics_port: int | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> RuntimeSettings:
@@ -79,6 +83,17 @@ class RuntimeSettings:
         level = get("WFR_LOG_LEVEL").upper()
         if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
             raise ConfigError(f"WFR_LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, not {level!r}")
+        def port(name: str) -> int | None:
+            value = env.get(name, "").strip()
+            if not value:
+                return None
+            if not value.isdigit() or not 0 < int(value) < 65536:
+                raise ConfigError(f"{name} must be a TCP port (1-65535), not {env.get(name)!r}; unset it to turn that endpoint off")
+            return int(value)
+
+        metrics_port, temporal_metrics_port = port("WFR_METRICS_PORT"), port("WFR_TEMPORAL_METRICS_PORT")
+        if metrics_port is not None and metrics_port == temporal_metrics_port:
+            raise ConfigError(f"WFR_METRICS_PORT and WFR_TEMPORAL_METRICS_PORT must differ (both {metrics_port}): the SDK's exporter binds its own port")
         return cls(
             temporal_address=address,
             temporal_namespace=get("WFR_TEMPORAL_NAMESPACE"),
@@ -88,4 +103,6 @@ class RuntimeSettings:
             delivery_poll_seconds=delivery_poll,
             housekeeping_interval_seconds=housekeeping,
             log_level=level,
+            metrics_port=metrics_port,
+            temporal_metrics_port=temporal_metrics_port,
         )
