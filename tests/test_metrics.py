@@ -19,7 +19,7 @@ from temporalio.client import Client
 
 from runtime_bootstrap._devserver import DevServer
 from runtime_bootstrap._stack import Stack
-from runtime_bootstrap.api import create_app
+from runtime_bootstrap.api import create_app, serving
 from runtime_core.actions import ActionRegistry
 from runtime_core.ingress import EventIngress
 from runtime_core.launcher import Launcher
@@ -156,7 +156,8 @@ async def test_worker_metrics_match_the_database(temporal_server: DevServer, tmp
             assert "# TYPE wfr_open_waits gauge" in text and "# TYPE wfr_stuck_runs gauge" in text
 
             sdk_text, _ = await _scrape(f"http://127.0.0.1:{sdk_port}/metrics")
-            assert "temporal_" in sdk_text and "temporal_request" in sdk_text
+            assert "# TYPE temporal_request_total counter" in sdk_text and "# TYPE temporal_workflow_completed_total counter" in sdk_text
+            assert "# TYPE temporal_workflow_task_execution_latency histogram" in sdk_text
         finally:
             code = await _stop(proc)
             await database.dispose()
@@ -202,3 +203,15 @@ async def test_api_serves_metrics(sqlite_stack: Stack) -> None:
                                                                                          ("NO_WORKER", "EXECUTION_GONE", "WORKFLOW_TASK_FAILING", "ACTIVITY_RETRYING", "BACKLOG")}
         finally:
             await stack.launcher.cancel(tenant, launched.run_id)
+
+
+async def test_wfr_serve_serves_metrics_on_both_ports(sqlite_stack: Stack) -> None:
+    """``serving`` with a metrics port (what ``wfr serve`` does with WFR_METRICS_PORT): /metrics on that port and on the API's."""
+    port = _free_port()
+    async with serving(sqlite_stack, "127.0.0.1", 0, metrics_port=port) as url:
+        api_text, _ = await _scrape(f"{url}/metrics")
+        own_text, _ = await _scrape(f"http://127.0.0.1:{port}/metrics")
+    for text in (api_text, own_text):
+        assert "# TYPE wfr_runs_started_total counter" in text and "# TYPE wfr_open_waits gauge" in text
+    async with serving(sqlite_stack, "127.0.0.1", 0) as url, httpx.AsyncClient() as http:
+        assert (await http.get(f"{url}/metrics")).status_code == 404  # off unless configured

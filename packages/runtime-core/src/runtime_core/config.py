@@ -25,7 +25,7 @@ SETTINGS_DOC = {
     "WFR_DELIVERY_POLL_SECONDS": ("1", "How often the workflow-worker looks for events to deliver when nothing wakes it (same-process sends and PostgreSQL NOTIFY wake it at once)."),
     "WFR_LOG_LEVEL": ("INFO", "Python log level of the worker processes."),
     "WFR_METRICS_PORT": ("", "Port serving the runtime's Prometheus metrics at /metrics (workflow-worker, domain-worker, `wfr serve`); off when unset."),
-    "WFR_TEMPORAL_METRICS_PORT": ("", "Port of the Temporal SDK's own Prometheus exporter (workflow-worker, domain-worker); off when unset."),
+    "WFR_TEMPORAL_METRICS_PORT": ("", "Port of the Temporal SDK's own Prometheus exporter (workflow-worker, domain-worker, `wfr serve`); off when unset."),
 }
 
 

@@ -51,15 +51,15 @@ async def serving(stack: Stack, host: str, port: int, *, access_log: bool = Fals
     on that port and on the API's.
 
     Raises:
-        click.ClickException: The address cannot be bound (in use, not local).
-        RuntimeError: The metrics port cannot be bound.
+        click.ClickException: The address or the metrics port cannot be bound (in use, not local).
     """
     operations = Operations(stack.database, stack.client, registry=stack.registry, domain_task_queue=stack.domain_task_queue)
-    async with (
-        serving_metrics(metrics_port, stack.database),
-        serving_operations(operations, host, port, access_log=access_log, metrics_route=metrics_port is not None) as url,
-    ):
-        yield url
+    async with contextlib.AsyncExitStack() as exits:
+        try:
+            await exits.enter_async_context(serving_metrics(metrics_port, stack.database))
+        except RuntimeError as err:  # the metrics port is taken
+            raise click.ClickException(str(err)) from None
+        yield await exits.enter_async_context(serving_operations(operations, host, port, access_log=access_log, metrics_route=metrics_port is not None))
 
 
 @contextlib.asynccontextmanager
