@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import socket
@@ -10,6 +11,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -21,10 +23,11 @@ from runtime_bootstrap._devserver import DevServer
 from runtime_bootstrap._stack import Stack
 from runtime_bootstrap.api import create_app, serving
 from runtime_core.actions import ActionRegistry
+from runtime_core.contract import DOMAIN_TASK_QUEUE, HOUSEKEEPING_SCHEDULE_ID, HOUSEKEEPING_WORKFLOW
 from runtime_core.ingress import EventIngress
 from runtime_core.launcher import Launcher
 from runtime_core.operations import Operations
-from runtime_core.persistence import ActionInvocation, Database, EventDelivery, RunRow, StepRow, WaitRow, upgrade
+from runtime_core.persistence import ActionInvocation, Database, EventDelivery, RunRow, StepRow, WaitRow, upgrade, utcnow
 from runtime_core.publishing import publish_definitions
 from runtime_core.worker import temporal_runtime
 
@@ -175,7 +178,7 @@ def test_bad_metrics_port_exits_2_naming_the_variable(tmp_path: Path) -> None:
 
 
 async def test_api_serves_metrics(sqlite_stack: Stack) -> None:
-    """The API app's /metrics (when on): runs started by its launcher, open waits from the read model, stuck runs from housekeeping."""
+    """The API app's /metrics (when on): runs started by its launcher, open waits from the read model."""
     stack = sqlite_stack
     tenant = f"t-{uuid.uuid4().hex[:8]}"
     wf = f"api-{uuid.uuid4().hex[:6]}"
@@ -189,7 +192,6 @@ async def test_api_serves_metrics(sqlite_stack: Stack) -> None:
         before = _parse(response.text)
         launched = await stack.launcher.launch(tenant, wf, {})
         await _wait_status(stack.database, [launched.run_id], {"WAITING"})
-        await ops.record_diagnoses()
         await asyncio.sleep(5.1)  # past the open-waits cache
         after = _parse((await http.get("/metrics")).text)
         try:
@@ -198,9 +200,6 @@ async def test_api_serves_metrics(sqlite_stack: Stack) -> None:
                 open_waits = (await session.execute(select(func.count()).select_from(WaitRow).where(WaitRow.status == "WAITING", WaitRow.wait_type == "event"))).scalar_one()
             assert open_waits >= 1
             assert _value(after, "wfr_open_waits", type="event") == open_waits
-            assert _value(after, "wfr_stuck_runs", reason="NO_WORKER") == 0  # nothing is stuck: the worker polls
-            assert {labels for (name, labels) in after if name == "wfr_stuck_runs"} == {(("reason", r),) for r in
-                                                                                         ("NO_WORKER", "EXECUTION_GONE", "WORKFLOW_TASK_FAILING", "ACTIVITY_RETRYING", "BACKLOG")}
         finally:
             await stack.launcher.cancel(tenant, launched.run_id)
 
@@ -215,3 +214,61 @@ async def test_wfr_serve_serves_metrics_on_both_ports(sqlite_stack: Stack) -> No
         assert "# TYPE wfr_runs_started_total counter" in text and "# TYPE wfr_open_waits gauge" in text
     async with serving(sqlite_stack, "127.0.0.1", 0) as url, httpx.AsyncClient() as http:
         assert (await http.get(f"{url}/metrics")).status_code == 404  # off unless configured
+
+
+def _ghost_run() -> RunRow:
+    """An open run row whose Temporal execution does not exist, last moving an hour ago."""
+    long_ago = utcnow() - timedelta(hours=1)
+    return RunRow(run_id=uuid.uuid4().hex, tenant="t", workflow_id="ghost", workflow_version=1, status="RUNNING", temporal_workflow_id=f"ghost-{uuid.uuid4().hex}",
+                  definition_hash="0" * 64, semantics_version=1, created_at=long_ago, started_at=long_ago, updated_at=long_ago)
+
+
+def _stuck(samples: Samples) -> dict[str, float]:
+    return {dict(labels)["reason"]: v for (name, labels), v in samples.items() if name == "wfr_stuck_runs"}
+
+
+async def test_stuck_runs_gauge_counts_the_last_diagnosis_pass(sqlite_stack: Stack, tmp_path: Path) -> None:
+    """A diagnosis pass sets wfr_stuck_runs by reason; the next pass, with nothing stuck, sets it back to 0."""
+    database = Database(f"sqlite:///{tmp_path / 'stuck.db'}")
+    await upgrade(database)
+    ghost = _ghost_run()
+    async with database.sessions.begin() as session:
+        session.add(ghost)
+    ops = Operations(database, sqlite_stack.client)
+    try:
+        counts = await ops.record_diagnoses()
+        assert counts["stuck"] == 1
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(ops, metrics_route=True)), base_url="http://wfr.test") as http:
+            stuck = _stuck(_parse((await http.get("/metrics")).text))
+            assert stuck == {"NO_WORKER": 0, "EXECUTION_GONE": 1, "WORKFLOW_TASK_FAILING": 0, "ACTIVITY_RETRYING": 0, "BACKLOG": 0}  # a worker polls wfr-sqlite
+            async with database.sessions.begin() as session:
+                (await session.get(RunRow, ghost.run_id)).status = "CANCELED"  # type: ignore[union-attr]
+            await ops.record_diagnoses()
+            assert set(_stuck(_parse((await http.get("/metrics")).text)).values()) == {0}
+    finally:
+        await database.dispose()
+
+
+async def test_domain_worker_serves_metrics(temporal_server: DevServer, tmp_path: Path) -> None:
+    """The domain worker process with WFR_METRICS_PORT serves /metrics; its housekeeping pass sets wfr_stuck_runs for every reason."""
+    db_url = f"sqlite:///{tmp_path / 'domain.db'}"
+    database = Database(db_url)
+    await upgrade(database)
+    await database.dispose()
+    port = _free_port()
+    with isolated_namespace() as namespace:
+        env = _env(temporal_server, db_url, WFR_METRICS_PORT=str(port))
+        env["WFR_TEMPORAL_NAMESPACE"] = namespace
+        proc = await _start("domain-worker", env, f"polling domain task queue {DOMAIN_TASK_QUEUE}", tmp_path / "domain.log")
+        client = await Client.connect(temporal_server.address, namespace=namespace, runtime=temporal_runtime())
+        try:
+            result = await client.execute_workflow(HOUSEKEEPING_WORKFLOW, id=f"housekeeping-{uuid.uuid4().hex[:8]}", task_queue=DOMAIN_TASK_QUEUE,
+                                                   execution_timeout=timedelta(seconds=30))
+            assert result["failed"] == {}, result
+            _, samples = await _scrape(f"http://127.0.0.1:{port}/metrics")
+            assert _stuck(samples) == dict.fromkeys(("NO_WORKER", "EXECUTION_GONE", "WORKFLOW_TASK_FAILING", "ACTIVITY_RETRYING", "BACKLOG"), 0)
+        finally:
+            code = await _stop(proc)
+            with contextlib.suppress(Exception):
+                await client.get_schedule_handle(HOUSEKEEPING_SCHEDULE_ID).delete()
+    assert code == 0, (tmp_path / "domain.log").read_text()
