@@ -425,7 +425,7 @@ class RuntimeActivities:
                 await conn.execute(update(_WAITS).where(_WAITS.c.run_id == req.run_id, _WAITS.c.status == "WAITING").values(status="CANCELED", resolved_at=ended))
                 await conn.execute(update(_TASKS).where(_TASKS.c.run_id == req.run_id, _TASKS.c.status == "PENDING").values(status="CANCELED", completed_at=ended))
         metrics.observe_rows(req.projections)
-        if before is not None and before.status != req.status:
+        if before is not None and before.status != req.status and req.status in ("CANCELED", "FAILED", "SUCCEEDED"):
             metrics.observe_run_ended(before.workflow_id, req.status)
 
 
