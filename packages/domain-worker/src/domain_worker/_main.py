@@ -11,6 +11,7 @@ from temporalio.worker import Worker
 from runtime_core.config import RuntimeSettings
 from runtime_core.contract import HOUSEKEEPING_SCHEDULE_ID, TASK_QUEUE
 from runtime_core.housekeeping import HousekeepingActivities, HousekeepingWorkflow, ensure_housekeeping_schedule
+from runtime_core.metrics import serving_metrics
 from runtime_core.persistence import Database
 from runtime_core.schedules import ScheduledLaunchActivities, ScheduledLaunchWorkflow
 from runtime_core.worker import connect_temporal, domain_workflow_runner, serve
@@ -66,7 +67,7 @@ async def run(settings: RuntimeSettings, stop: asyncio.Event | None = None) -> N
             ) from err
         log.info("housekeeping schedule %s (every %ss)", outcome, int(settings.housekeeping_interval_seconds))
         log.info("polling domain task queue %s on %s (namespace %s)", settings.domain_task_queue, settings.temporal_address, settings.temporal_namespace)
-        async with worker:
+        async with worker, serving_metrics(settings.metrics_port, database):
             await stop.wait()
             log.info("stopping: finishing in-flight tasks")
         log.info("stopped")

@@ -272,7 +272,7 @@ def serve(host: str, port: int) -> None:
 
     async def go() -> None:
         async with _stack(settings, with_worker=False) as stack:
-            await serve_until_stopped(stack, host, port, click.echo)
+            await serve_until_stopped(stack, host, port, click.echo, metrics_port=settings.runtime.metrics_port)
 
     _run(go)
     click.echo("stopped")

@@ -25,6 +25,8 @@ SETTINGS_DOC = {
     "WFR_DELIVERY_POLL_SECONDS": ("1", "How often the workflow-worker looks for events to deliver when nothing wakes it (same-process sends and PostgreSQL NOTIFY wake it at once)."),
     "WFR_LOG_LEVEL": ("INFO", "Python log level of the worker processes."),
     "WFR_LOG_FORMAT": ("text", "Log line format of every process: text, or json (one object per line with tenant, run id, step path where known)."),
+    "WFR_METRICS_PORT": ("", "Port serving the runtime's Prometheus metrics at /metrics (workflow-worker, domain-worker, `wfr serve`); off when unset."),
+    "WFR_TEMPORAL_METRICS_PORT": ("", "Port of the Temporal SDK's own Prometheus exporter (workflow-worker, domain-worker, `wfr serve`); off when unset."),
 }
 
 
@@ -45,6 +47,8 @@ class RuntimeSettings:
     housekeeping_interval_seconds: float = 300.0
     log_level: str = "INFO"
     log_format: str = "text"
+    metrics_port: int | None = None
+    temporal_metrics_port: int | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> RuntimeSettings:
@@ -84,6 +88,17 @@ class RuntimeSettings:
         log_format = get("WFR_LOG_FORMAT").lower()
         if log_format not in ("text", "json"):
             raise ConfigError(f"WFR_LOG_FORMAT must be text or json, not {env.get('WFR_LOG_FORMAT')!r}")
+        def port(name: str) -> int | None:
+            value = env.get(name, "").strip()
+            if not value:
+                return None
+            if not value.isdigit() or not 0 < int(value) < 65536:
+                raise ConfigError(f"{name} must be a TCP port (1-65535), not {env.get(name)!r}; unset it to turn that endpoint off")
+            return int(value)
+
+        metrics_port, temporal_metrics_port = port("WFR_METRICS_PORT"), port("WFR_TEMPORAL_METRICS_PORT")
+        if metrics_port is not None and metrics_port == temporal_metrics_port:
+            raise ConfigError(f"WFR_METRICS_PORT and WFR_TEMPORAL_METRICS_PORT must differ (both {metrics_port}): the SDK's exporter binds its own port")
         return cls(
             temporal_address=address,
             temporal_namespace=get("WFR_TEMPORAL_NAMESPACE"),
@@ -94,4 +109,6 @@ class RuntimeSettings:
             housekeeping_interval_seconds=housekeeping,
             log_level=level,
             log_format=log_format,
+            metrics_port=metrics_port,
+            temporal_metrics_port=temporal_metrics_port,
         )

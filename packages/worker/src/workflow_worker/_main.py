@@ -11,6 +11,7 @@ from runtime_core.config import RuntimeSettings
 from runtime_core.contract import TASK_QUEUE
 from runtime_core.delivery import delivering
 from runtime_core.housekeeping import sweep_expired
+from runtime_core.metrics import serving_metrics
 from runtime_core.persistence import Database, current_revision, head_revision
 from runtime_core.worker import build_authored_worker, connect_temporal, serve
 
@@ -51,7 +52,7 @@ async def run(settings: RuntimeSettings, stop: asyncio.Event | None = None) -> N
             TASK_QUEUE, settings.temporal_address, settings.temporal_namespace, database.safe_url, len(registry.specs()),
         )
         try:
-            async with worker, delivering(client, database, poll_interval=settings.delivery_poll_seconds):
+            async with worker, delivering(client, database, poll_interval=settings.delivery_poll_seconds), serving_metrics(settings.metrics_port, database):
                 await stop.wait()
                 log.info("stopping: finishing in-flight tasks")
         finally:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from runtime_bootstrap._version import __version__
-from runtime_bootstrap.api import definitions, events, health, redaction_rules, runs, schedules, settings, task_definitions, tasks
+from runtime_bootstrap.api import definitions, events, health, metrics, redaction_rules, runs, schedules, settings, task_definitions, tasks
 from runtime_bootstrap.api._openapi import build_openapi, operation_id
 from runtime_bootstrap.api._problems import install_problem_handlers
 from runtime_bootstrap.studio import install_studio
@@ -34,12 +34,14 @@ _TAGS = [
 ]
 
 
-def create_app(operations: Operations | None) -> FastAPI:
+def create_app(operations: Operations | None, *, metrics_route: bool = False) -> FastAPI:
     """The API app over ``operations`` (one :class:`Operations` per process, shared by every request).
 
     Args:
         operations: The operations on the runtime's database and Temporal client. ``None`` builds
             an app that can only describe itself (its OpenAPI document, for docs generation).
+        metrics_route: Serve the runtime's Prometheus metrics at ``/metrics`` (``wfr serve``
+            turns it on when ``WFR_METRICS_PORT`` is set).
     """
     app = FastAPI(
         title="Authored workflow runtime",
@@ -55,6 +57,8 @@ def create_app(operations: Operations | None) -> FastAPI:
     for module in (runs, events, tasks, definitions, task_definitions, redaction_rules, schedules, settings):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(health.router)
+    if metrics_route:
+        app.include_router(metrics.router)
     install_studio(app)
     install_problem_handlers(app)
     app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]

@@ -19,6 +19,7 @@ import uvicorn
 
 from runtime_bootstrap._stack import Stack
 from runtime_bootstrap.api._app import create_app
+from runtime_core.metrics import serving_metrics
 from runtime_core.operations import Operations
 
 __all__ = ["serve_until_stopped", "serving", "serving_operations"]
@@ -43,26 +44,36 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 @contextlib.asynccontextmanager
-async def serving(stack: Stack, host: str, port: int, *, access_log: bool = False) -> AsyncIterator[str]:
+async def serving(stack: Stack, host: str, port: int, *, access_log: bool = False, metrics_port: int | None = None) -> AsyncIterator[str]:
     """Serve the API and Run Studio over ``stack`` until the block ends; yields the base URL (``port`` 0 picks a free port).
 
+    With ``metrics_port`` (``WFR_METRICS_PORT``) the runtime's metrics are served at ``/metrics``
+    on that port and on the API's.
+
     Raises:
-        click.ClickException: The address cannot be bound (in use, not local).
+        click.ClickException: The address or the metrics port cannot be bound (in use, not local).
     """
-    async with serving_operations(Operations(stack.database, stack.client, registry=stack.registry, domain_task_queue=stack.domain_task_queue), host, port, access_log=access_log) as url:
-        yield url
+    operations = Operations(stack.database, stack.client, registry=stack.registry, domain_task_queue=stack.domain_task_queue)
+    async with contextlib.AsyncExitStack() as exits:
+        try:
+            await exits.enter_async_context(serving_metrics(metrics_port, stack.database))
+        except RuntimeError as err:  # the metrics port is taken
+            raise click.ClickException(str(err)) from None
+        yield await exits.enter_async_context(serving_operations(operations, host, port, access_log=access_log, metrics_route=metrics_port is not None))
 
 
 @contextlib.asynccontextmanager
-async def serving_operations(operations: Operations, host: str, port: int, *, access_log: bool = False) -> AsyncIterator[str]:
+async def serving_operations(operations: Operations, host: str, port: int, *, access_log: bool = False, metrics_route: bool = False) -> AsyncIterator[str]:
     """Serve the app over ``operations`` until the block ends; yields its base URL (``port`` 0 picks a free port).
+
+    ``metrics_route`` adds ``/metrics`` (see :func:`create_app`).
 
     Raises:
         click.ClickException: The address cannot be bound (in use, not local).
     """
     sock = _bind(host, port)
     # log_config=None: uvicorn's lines go through the process's handler (its format, secrets scrubbed)
-    config = uvicorn.Config(create_app(operations), lifespan="off", access_log=access_log, log_level="info" if access_log else "warning", log_config=None,
+    config = uvicorn.Config(create_app(operations, metrics_route=metrics_route), lifespan="off", access_log=access_log, log_level="info" if access_log else "warning", log_config=None,
                             timeout_graceful_shutdown=10)
     server = _Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
@@ -81,15 +92,20 @@ async def serving_operations(operations: Operations, host: str, port: int, *, ac
         sock.close()
 
 
-async def serve_until_stopped(stack: Stack, host: str, port: int, announce: Callable[[str], None]) -> None:
-    """Serve the API (with an access log) until SIGINT or SIGTERM; ``announce`` is told the URLs."""
+async def serve_until_stopped(stack: Stack, host: str, port: int, announce: Callable[[str], None], *, metrics_port: int | None = None) -> None:
+    """Serve the API (with an access log) until SIGINT or SIGTERM; ``announce`` is told the URLs.
+
+    ``metrics_port`` (``WFR_METRICS_PORT``) turns the runtime's metrics on (see :func:`serving`).
+    """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        async with serving(stack, host, port, access_log=True) as url:
+        async with serving(stack, host, port, access_log=True, metrics_port=metrics_port) as url:
             announce(f"Studio:   {url}/")
+            if metrics_port is not None:
+                announce(f"Metrics:  {url}/metrics and port {metrics_port}")
             announce(f"API:      {url}/api/v1   (OpenAPI {url}/api/v1/openapi.json, docs {url}/api/docs)")
             announce("Ctrl-C to stop.")
             await stop.wait()

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
+from runtime_core import metrics
 from runtime_core.actions import ActionContext, ActionFailure, ActionRegistry
 from runtime_core.activities._projections import apply_projections, parse_instant
 from runtime_core.contract import (
@@ -195,9 +196,11 @@ class RuntimeActivities:
                         recorded = (await conn.execute(_LEDGER_LOOKUP, {"p_tenant": req.tenant, "p_key": req.idempotency_key})).first()
                         if recorded is not None:
                             await apply_projections(conn, req.tenant, req.run_id, _rows(req, "SUCCEEDED", started))
-                            return ActionResult(output=recorded[0], replayed=True)
-                        output = await self._invoke(req, conn, used)
-                        await self._record(conn, req, output, started)
+                        else:
+                            output = await self._invoke(req, conn, used)
+                            await self._record(conn, req, output, started)
+                    if recorded is not None:
+                        return _replayed(req, recorded[0])
                 else:
                     # no connection is held while the handler runs (a slow call, a sleep)
                     async with self.database.engine.connect() as conn:
@@ -205,7 +208,7 @@ class RuntimeActivities:
                     if recorded is not None:
                         async with self.database.engine.begin() as conn:
                             await apply_projections(conn, req.tenant, req.run_id, _rows(req, "SUCCEEDED", started))
-                        return ActionResult(output=recorded[0], replayed=True)
+                        return _replayed(req, recorded[0])
                     output = await self._invoke(req, _NO_CONNECTION, used)
                     async with self.database.engine.begin() as conn:
                         await self._record(conn, req, output, started)
@@ -231,16 +234,21 @@ class RuntimeActivities:
                         raise infrastructure_error(where, err) from None
                     await apply_projections(conn, req.tenant, req.run_id, _rows(req, "SUCCEEDED", started))
             except ApplicationError:
+                metrics.observe_action(req.action_id, "infrastructure_error")
                 raise
             except Exception as again:
+                metrics.observe_action(req.action_id, "infrastructure_error")
                 raise infrastructure_error(where, again) from None
-            return ActionResult(output=row[0], replayed=True)
+            return _replayed(req, row[0])
         except (ApplicationError, asyncio.CancelledError):
             raise
         except Exception as err:  # the database or the runtime's own bookkeeping: never the action's error
+            metrics.observe_action(req.action_id, "infrastructure_error")
             raise infrastructure_error(where, err) from None
         finally:
             heartbeat.cancel()
+        metrics.observe_action(req.action_id, "succeeded")
+        metrics.observe_rows(_rows(req, "SUCCEEDED", started))
         if self.on_committed is not None:
             await self.on_committed(req)
         return ActionResult(output=output)
@@ -314,6 +322,7 @@ class RuntimeActivities:
         if code is not None:
             code = safe_text(scrub_text(str(code), used), 200)
         err = action_error(category, message, code=code, details=details)
+        metrics.observe_action(req.action_id, "failed", category)
         info = {"category": category, "message": message, "code": code, "nodePath": req.step_path}
         # The row stays STARTED with the attempt's error: the workflow decides whether another
         # attempt follows and projects the terminal status itself. The row is only for
@@ -328,7 +337,9 @@ class RuntimeActivities:
     async def open_wait(self, req: OpenWaitRequest) -> OpenWaitResult:
         """Write the wait row (with its task row) and the run's status, then look up early events."""
         try:
-            return await self._open_wait(req)
+            result = await self._open_wait(req)
+            metrics.observe_rows(req.projections)
+            return result
         except (ApplicationError, asyncio.CancelledError):
             raise
         except Exception as err:
@@ -394,6 +405,7 @@ class RuntimeActivities:
             raise
         except Exception as err:
             raise infrastructure_error(f"run {req.run_id}: writing projections", err) from None
+        metrics.observe_rows(req.projections)
 
     @activity.defn(name=FINALIZE_ACTIVITY)
     async def finalize(self, req: FinalizeRequest) -> None:
@@ -409,6 +421,8 @@ class RuntimeActivities:
         ended = parse_instant(req.ended_at)
         async with self.database.engine.begin() as conn:
             await apply_projections(conn, req.tenant, req.run_id, req.projections)
+            # what the row said before: a retried finalize must not count the run's end twice
+            before = (await conn.execute(select(_RUNS.c.workflow_id, _RUNS.c.status).where(_RUNS.c.run_id == req.run_id))).first()
             updated = await conn.execute(
                 update(_RUNS).where(_RUNS.c.run_id == req.run_id).values(status=req.status, result=req.result, error=req.error, ended_at=ended, updated_at=utcnow())
             )
@@ -418,6 +432,9 @@ class RuntimeActivities:
                 # nothing stays open once the run has ended
                 await conn.execute(update(_WAITS).where(_WAITS.c.run_id == req.run_id, _WAITS.c.status == "WAITING").values(status="CANCELED", resolved_at=ended))
                 await conn.execute(update(_TASKS).where(_TASKS.c.run_id == req.run_id, _TASKS.c.status == "PENDING").values(status="CANCELED", completed_at=ended))
+        metrics.observe_rows(req.projections)
+        if before is not None and before.status != req.status and req.status in ("CANCELED", "FAILED", "SUCCEEDED"):
+            metrics.observe_run_ended(before.workflow_id, req.status)
 
 
 async def _heartbeat() -> None:
@@ -464,6 +481,12 @@ class _ProgressWrite:
             self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
+
+
+def _replayed(req: ActionRequest, output: Any) -> ActionResult:
+    """The result of an attempt answered from the ledger (counted as ``replayed``)."""
+    metrics.observe_action(req.action_id, "replayed")
+    return ActionResult(output=output, replayed=True)
 
 
 def event_signal(row: RuntimeEvent) -> dict[str, Any]:

@@ -40,6 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
+from runtime_core import metrics
 from runtime_core.contract import EVENT_SIGNAL, workflow_id_for_run
 from runtime_core.errors import RunError
 from runtime_core.expressions import ExpressionEngine
@@ -260,6 +261,10 @@ class Dispatcher:
             self._tell_senders(dispatched, work, outcomes)
         if outcomes:
             await self._record(outcomes)
+            metrics.observe_deliveries(
+                (item.kind, outcome["p_status"], metrics.seconds_between(item.event["received_at"], outcome["p_now"]) if outcome["p_status"] == "DELIVERED" else None)
+                for item, outcome in zip(work, outcomes, strict=True)
+            )
         if pending or work:
             _announce_progress()
         return bool(pending or work)

@@ -16,6 +16,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
+from runtime_core import metrics
 from runtime_core.contract import SEMANTICS_VERSION, TASK_QUEUE, WORKFLOW_TYPE, ChildDefinition, MockSpec, RunInput, RunOptions, workflow_id_for_run
 from runtime_core.dsl import MAX_ID_LENGTH, MAX_VERSION, canonical_json, definition_hash, schema_problems
 from runtime_core.expressions import format_instant
@@ -251,6 +252,7 @@ class Launcher:
             async with self.database.sessions.begin() as session:
                 await session.execute(delete(RunRow).where(RunRow.run_id == run_id, RunRow.temporal_run_id.is_(None)))
             raise
+        metrics.observe_run_started(workflow_id)
         async with self.database.sessions.begin() as session:
             run = await session.get(RunRow, run_id)
             if run is not None:

@@ -29,6 +29,7 @@ from typing import Any
 from sqlalchemy import and_, delete, exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
+from runtime_core import metrics
 from runtime_core.operations._base import TERMINAL, iso
 from runtime_core.operations._errors import Invalid
 from runtime_core.operations._runs import RunReads
@@ -212,17 +213,21 @@ class Retention(RunReads):
             Counts: ``checked`` (RUNNING runs), ``stuck`` (with a diagnosis), ``recorded`` (new rows).
         """
         counts = {"checked": 0, "stuck": 0, "recorded": 0}
+        reasons: dict[str, int] = {}
         after = ""
         while True:
             async with self.database.sessions() as session:
                 rows = list((await session.execute(select(RunRow).where(RunRow.status == "RUNNING", RunRow.run_id > after)
                                                    .order_by(RunRow.run_id).limit(page))).scalars())
             if not rows:
+                metrics.set_stuck_runs(reasons)
                 return counts
             after = rows[-1].run_id
             counts["checked"] += len(rows)
             found = await self.diagnoser.for_rows(rows)
             counts["stuck"] += len(found)
+            for diagnosis in found.values():
+                reasons[diagnosis.reason] = reasons.get(diagnosis.reason, 0) + 1
             if found:
                 last = await self._last_diagnoses(list(found))
                 by_id = {r.run_id: r for r in rows}
@@ -233,6 +238,7 @@ class Retention(RunReads):
                     await self.record(by_id[run_id].tenant, run_id, "diagnosis", actor, diagnosis.reason, {"since": diagnosis.since, "detail": diagnosis.detail})
                     counts["recorded"] += 1
             if len(rows) < page:
+                metrics.set_stuck_runs(reasons)
                 return counts
 
     async def _last_diagnoses(self, run_ids: list[str]) -> dict[str, tuple[str | None, Any]]:

@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio.client import Client
-from temporalio.runtime import LogForwardingConfig, LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
+from temporalio.runtime import LogForwardingConfig, LoggingConfig, PrometheusConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
@@ -46,24 +46,44 @@ def domain_workflow_runner() -> SandboxedWorkflowRunner:
 
 
 _RUNTIME: Runtime | None = None
+_RUNTIME_METRICS: str | None = None
 
 
-def temporal_runtime() -> Runtime:
+def temporal_runtime(metrics_address: str | None = None) -> Runtime:
     """The process-wide Temporal runtime, forwarding SDK-core logs to Python logging.
 
     Without it the Rust core writes its warnings to stdout, which would corrupt machine-readable
-    output (``wfr scenario run``) and bypass the process's logging configuration.
+    output (``wfr scenario run``) and bypass the process's logging configuration. A process has
+    one runtime, created on first use: the SDK's Prometheus exporter can only be configured by
+    that first call.
+
+    Args:
+        metrics_address: ``host:port`` for the SDK's Prometheus exporter (``temporal_*``
+            metrics, durations in seconds); ``None`` exports no SDK metrics.
+
+    Raises:
+        RuntimeError: The exporter cannot bind its address (the message names
+            WFR_TEMPORAL_METRICS_PORT). A runtime that already exists is returned as it is
+            (with a warning when another exporter address is asked for).
     """
-    global _RUNTIME
+    global _RUNTIME, _RUNTIME_METRICS
     if _RUNTIME is None:
-        _RUNTIME = Runtime(
-            telemetry=TelemetryConfig(
-                logging=LoggingConfig(
-                    filter=TelemetryFilter(core_level="WARN", other_level="ERROR"),
-                    forwarding=LogForwardingConfig(logger=logging.getLogger("temporalio.core")),
+        metrics = PrometheusConfig(bind_address=metrics_address, counters_total_suffix=True, durations_as_seconds=True) if metrics_address else None
+        try:
+            _RUNTIME = Runtime(
+                telemetry=TelemetryConfig(
+                    logging=LoggingConfig(
+                        filter=TelemetryFilter(core_level="WARN", other_level="ERROR"),
+                        forwarding=LogForwardingConfig(logger=logging.getLogger("temporalio.core")),
+                    ),
+                    metrics=metrics,
                 )
             )
-        )
+        except Exception as err:
+            raise RuntimeError(f"cannot start the Temporal SDK's metrics exporter on {metrics_address} ({err}); choose a free WFR_TEMPORAL_METRICS_PORT") from err
+        _RUNTIME_METRICS = metrics_address
+    elif metrics_address is not None and metrics_address != _RUNTIME_METRICS:
+        logging.getLogger(__name__).warning("the Temporal runtime of this process was created before its metrics exporter was configured: no SDK metrics on %s", metrics_address)
     return _RUNTIME
 
 
@@ -74,7 +94,11 @@ async def connect_temporal(settings: RuntimeSettings) -> Client:
         RuntimeError: Temporal is unreachable; the message names WFR_TEMPORAL_ADDRESS.
     """
     try:
-        return await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace, runtime=temporal_runtime())
+        runtime = temporal_runtime(f"0.0.0.0:{settings.temporal_metrics_port}" if settings.temporal_metrics_port else None)
+    except RuntimeError:
+        raise
+    try:
+        return await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace, runtime=runtime)
     except Exception as err:
         raise RuntimeError(
             f"cannot reach Temporal at {settings.temporal_address} (namespace {settings.temporal_namespace!r}): {err}. "
