@@ -24,6 +24,9 @@ SETTINGS_DOC = {
     "WFR_HOUSEKEEPING_INTERVAL_SECONDS": ("300", "How often the domain worker's Temporal Schedule wfr:housekeeping runs the housekeeping workflow (data-store sweep, reconcile, stuck-run diagnoses, retention); at least 1."),
     "WFR_DELIVERY_POLL_SECONDS": ("1", "How often the workflow-worker looks for events to deliver when nothing wakes it (same-process sends and PostgreSQL NOTIFY wake it at once)."),
     "WFR_LOG_LEVEL": ("INFO", "Python log level of the worker processes."),
+    "WFR_HEALTH_PORT": ("", "TCP port on which a worker process serves GET /healthz and /readyz (off when unset); 1-65535."),
+    "WFR_SHUTDOWN_GRACE_SECONDS": ("30", "On SIGTERM a worker stops polling and lets running activities finish for this long before cancelling them; a second SIGTERM or SIGINT exits at once."),
+    "WFR_STRICT_OWNERSHIP": ("0", "1: a worker exits 1 at start-up when a process that is not a workflow-worker polls workflow-runtime-v2 (same as --strict); 0 only logs it."),
 }
 
 
@@ -43,6 +46,9 @@ class RuntimeSettings:
     delivery_poll_seconds: float = 1.0
     housekeeping_interval_seconds: float = 300.0
     log_level: str = "INFO"
+    health_port: int | None = None
+    shutdown_grace_seconds: float = 30.0
+    strict_ownership: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> RuntimeSettings:
@@ -79,6 +85,15 @@ class RuntimeSettings:
         level = get("WFR_LOG_LEVEL").upper()
         if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
             raise ConfigError(f"WFR_LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, not {level!r}")
+        health_port = None
+        if env.get("WFR_HEALTH_PORT", "").strip():
+            raw_port = env["WFR_HEALTH_PORT"].strip()
+            if not raw_port.isdigit() or not 1 <= int(raw_port) <= 65535:
+                raise ConfigError(f"WFR_HEALTH_PORT must be a TCP port from 1 to 65535, not {raw_port!r}; unset it to serve no health endpoints")
+            health_port = int(raw_port)
+        strict = get("WFR_STRICT_OWNERSHIP")
+        if strict not in ("0", "1"):
+            raise ConfigError(f"WFR_STRICT_OWNERSHIP must be 1 (a foreign poller of workflow-runtime-v2 is fatal) or 0 (it is logged), not {strict!r}")
         return cls(
             temporal_address=address,
             temporal_namespace=get("WFR_TEMPORAL_NAMESPACE"),
@@ -88,4 +103,7 @@ class RuntimeSettings:
             delivery_poll_seconds=delivery_poll,
             housekeeping_interval_seconds=housekeeping,
             log_level=level,
+            health_port=health_port,
+            shutdown_grace_seconds=seconds("WFR_SHUTDOWN_GRACE_SECONDS"),
+            strict_ownership=strict == "1",
         )

@@ -67,14 +67,20 @@ def temporal_runtime() -> Runtime:
     return _RUNTIME
 
 
-async def connect_temporal(settings: RuntimeSettings) -> Client:
+async def connect_temporal(settings: RuntimeSettings, *, identity: str | None = None) -> Client:
     """Connect to Temporal as configured.
+
+    Args:
+        settings: Address and namespace.
+        identity: Client identity (also the identity of workers built on the client); the SDK's
+            ``pid@hostname`` when omitted. Worker processes pass
+            :func:`runtime_core.worker.process_identity` so pollers can be told apart.
 
     Raises:
         RuntimeError: Temporal is unreachable; the message names WFR_TEMPORAL_ADDRESS.
     """
     try:
-        return await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace, runtime=temporal_runtime())
+        return await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace, runtime=temporal_runtime(), identity=identity)
     except Exception as err:
         raise RuntimeError(
             f"cannot reach Temporal at {settings.temporal_address} (namespace {settings.temporal_namespace!r}): {err}. "
