@@ -26,7 +26,7 @@ from temporalio.worker import Worker
 
 from runtime_bootstrap._devserver import DevServer
 from runtime_core.actions import ActionRegistry
-from runtime_core.config import ConfigError, RuntimeSettings
+from runtime_core.config import SETTINGS_DOC, ConfigError, RuntimeSettings
 from runtime_core.contract import DOMAIN_TASK_QUEUE, TASK_QUEUE
 from runtime_core.launcher import Launcher
 from runtime_core.persistence import Database, upgrade
@@ -107,6 +107,10 @@ def test_health_and_shutdown_settings_are_validated() -> None:
     for name, bad in (("WFR_HEALTH_PORT", "http"), ("WFR_HEALTH_PORT", "0"), ("WFR_HEALTH_PORT", "70000"), ("WFR_SHUTDOWN_GRACE_SECONDS", "-1"), ("WFR_STRICT_OWNERSHIP", "yes")):
         with pytest.raises(ConfigError, match=name):
             RuntimeSettings.from_env({name: bad})
+    operations = (Path(__file__).resolve().parent.parent / "docs" / "operations.md").read_text(encoding="utf-8")
+    for name in ("WFR_HEALTH_PORT", "WFR_SHUTDOWN_GRACE_SECONDS", "WFR_STRICT_OWNERSHIP"):  # the table is rendered from SETTINGS_DOC
+        default, meaning = SETTINGS_DOC[name]
+        assert f"| `{name}` | {f'`{default}`' if default else '—'} | {meaning} |" in operations, name
     env = {k: v for k, v in os.environ.items() if not k.startswith("WFR_")} | {"PYTHONPATH": SOURCES, "WFR_HEALTH_PORT": "eighty"}
     result = subprocess.run([str(BIN / "workflow-worker")], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "WFR_HEALTH_PORT" in result.stderr, result.stderr
