@@ -272,3 +272,33 @@ async def test_a_stray_poller_is_logged_once_and_strict_makes_it_fatal(temporal_
             strict_env = subprocess.run([str(BIN / "domain-worker")], env=env | {"WFR_STRICT_OWNERSHIP": "1"}, capture_output=True, text=True, timeout=60)
             assert strict_env.returncode == 1, strict_env.stderr
             assert stray_identity in strict_env.stderr and "domain-worker" in strict_env.stderr
+
+
+async def test_readyz_is_503_naming_temporal_while_temporal_is_down(tmp_path: Path) -> None:
+    """A workflow-worker whose Temporal server stops stays live (/healthz 200) but unready (/readyz 503, temporal UNREACHABLE), and ready again once it is back."""
+    db_url = f"sqlite:///{tmp_path / 'outage.db'}"
+    database = Database(db_url)
+    await upgrade(database)
+    await database.dispose()
+    server = DevServer(namespaces=("wfr-outage",), db_file=str(tmp_path / "temporal.db"))
+    await server.start()
+    port = _free_port()
+    proc = None
+    code = None
+    try:
+        env = _env(server, "wfr-outage", db_url, WFR_HEALTH_PORT=str(port), WFR_SHUTDOWN_GRACE_SECONDS="2")
+        proc = await _start("workflow-worker", env, f"polling task queue {TASK_QUEUE}", tmp_path / "outage.log")
+        assert await _until_status(port, "/readyz", 200) == {"status": "ready"}
+        await server.stop()
+        body = await _until_status(port, "/readyz", 503)
+        assert [(e["path"], e["code"]) for e in body["errors"]] == [("temporal", "UNREACHABLE")], body
+        assert "WFR_TEMPORAL_ADDRESS" in body["errors"][0]["message"]
+        assert (await _http(port, "/healthz"))[0] == 200
+        await server.start()
+        assert await _until_status(port, "/readyz", 200, seconds=60) == {"status": "ready"}
+    finally:
+        if proc is not None:
+            proc.send_signal(signal.SIGTERM)
+            code = await _wait(proc, 30)
+        await server.stop()
+    assert code == 0, (tmp_path / "outage.log").read_text()
