@@ -27,6 +27,9 @@ SETTINGS_DOC = {
     "WFR_LOG_FORMAT": ("text", "Log line format of every process: text, or json (one object per line with tenant, run id, step path where known)."),
     "WFR_METRICS_PORT": ("", "Port serving the runtime's Prometheus metrics at /metrics (workflow-worker, domain-worker, `wfr serve`); off when unset."),
     "WFR_TEMPORAL_METRICS_PORT": ("", "Port of the Temporal SDK's own Prometheus exporter (workflow-worker, domain-worker, `wfr serve`); off when unset."),
+    "WFR_HEALTH_PORT": ("", "TCP port on which a worker process serves GET /healthz and /readyz (off when unset); 1-65535."),
+    "WFR_SHUTDOWN_GRACE_SECONDS": ("30", "On SIGTERM a worker stops polling and lets running activities finish for this long before cancelling them; a second SIGTERM or SIGINT exits at once."),
+    "WFR_STRICT_OWNERSHIP": ("0", "1: a worker exits 1 at start-up when a process that is not a workflow-worker polls workflow-runtime-v2 (same as --strict); 0 only logs it."),
 }
 
 
@@ -49,6 +52,9 @@ class RuntimeSettings:
     log_format: str = "text"
     metrics_port: int | None = None
     temporal_metrics_port: int | None = None
+    health_port: int | None = None
+    shutdown_grace_seconds: float = 30.0
+    strict_ownership: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> RuntimeSettings:
@@ -99,6 +105,15 @@ class RuntimeSettings:
         metrics_port, temporal_metrics_port = port("WFR_METRICS_PORT"), port("WFR_TEMPORAL_METRICS_PORT")
         if metrics_port is not None and metrics_port == temporal_metrics_port:
             raise ConfigError(f"WFR_METRICS_PORT and WFR_TEMPORAL_METRICS_PORT must differ (both {metrics_port}): the SDK's exporter binds its own port")
+        health_port = None
+        if env.get("WFR_HEALTH_PORT", "").strip():
+            raw_port = env["WFR_HEALTH_PORT"].strip()
+            if not raw_port.isdigit() or not 1 <= int(raw_port) <= 65535:
+                raise ConfigError(f"WFR_HEALTH_PORT must be a TCP port from 1 to 65535, not {raw_port!r}; unset it to serve no health endpoints")
+            health_port = int(raw_port)
+        strict = get("WFR_STRICT_OWNERSHIP")
+        if strict not in ("0", "1"):
+            raise ConfigError(f"WFR_STRICT_OWNERSHIP must be 1 (a foreign poller of workflow-runtime-v2 is fatal) or 0 (it is logged), not {strict!r}")
         return cls(
             temporal_address=address,
             temporal_namespace=get("WFR_TEMPORAL_NAMESPACE"),
@@ -111,4 +126,7 @@ class RuntimeSettings:
             log_format=log_format,
             metrics_port=metrics_port,
             temporal_metrics_port=temporal_metrics_port,
+            health_port=health_port,
+            shutdown_grace_seconds=seconds("WFR_SHUTDOWN_GRACE_SECONDS"),
+            strict_ownership=strict == "1",
         )

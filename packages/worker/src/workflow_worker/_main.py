@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from datetime import timedelta
 
 from runtime_core.actions import ActionRegistry
 from runtime_core.config import RuntimeSettings
@@ -12,8 +13,9 @@ from runtime_core.contract import TASK_QUEUE
 from runtime_core.delivery import delivering
 from runtime_core.housekeeping import sweep_expired
 from runtime_core.metrics import serving_metrics
+from runtime_core.operations import HealthChecks
 from runtime_core.persistence import Database, current_revision, head_revision
-from runtime_core.worker import build_authored_worker, connect_temporal, serve
+from runtime_core.worker import HealthState, build_authored_worker, check_ownership, connect_temporal, process_identity, serve, serving_health
 
 __all__ = ["main", "run"]
 
@@ -34,8 +36,14 @@ async def _sweep_forever(database: Database, interval: float) -> None:
 async def run(settings: RuntimeSettings, stop: asyncio.Event | None = None) -> None:
     """Run the worker until ``stop`` is set (or SIGTERM/SIGINT when run by :func:`main`).
 
+    Its Temporal identity is ``workflow-worker@{hostname}:{pid}``. At start it logs every other
+    poller of workflow-runtime-v2 (fatal with ``settings.strict_ownership``). Once ``stop`` is set
+    it stops polling, and running activities get ``settings.shutdown_grace_seconds`` to finish.
+    With ``settings.health_port`` it serves ``/healthz`` and ``/readyz`` meanwhile.
+
     Raises:
-        RuntimeError: Temporal is unreachable or the database is not migrated.
+        RuntimeError: Temporal is unreachable, the database is not migrated, the health port
+            cannot be bound, or (strict) another process polls workflow-runtime-v2.
     """
     stop = stop or asyncio.Event()
     database = Database(settings.database_url)
@@ -43,22 +51,27 @@ async def run(settings: RuntimeSettings, stop: asyncio.Event | None = None) -> N
         revision = await current_revision(database)
         if revision != head_revision():
             raise RuntimeError(f"database {database.safe_url} is at revision {revision or 'empty'}, this worker needs {head_revision()}: run `wfr db upgrade`")
-        client = await connect_temporal(settings)
+        client = await connect_temporal(settings, identity=process_identity("workflow-worker"))
+        await check_ownership(client, "workflow-worker", strict=settings.strict_ownership)
         registry = ActionRegistry.default()
-        worker = build_authored_worker(client, database, registry)
-        sweeper = asyncio.create_task(_sweep_forever(database, settings.sweep_interval_seconds))
-        log.info(
-            "polling task queue %s on %s (namespace %s); delivering events; database %s; %d actions registered",
-            TASK_QUEUE, settings.temporal_address, settings.temporal_namespace, database.safe_url, len(registry.specs()),
-        )
-        try:
-            async with worker, delivering(client, database, poll_interval=settings.delivery_poll_seconds), serving_metrics(settings.metrics_port, database):
-                await stop.wait()
-                log.info("stopping: finishing in-flight tasks")
-        finally:
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
+        worker = build_authored_worker(client, database, registry, graceful_shutdown_timeout=timedelta(seconds=settings.shutdown_grace_seconds))
+        health = HealthState(HealthChecks(database, client).readiness_problems)
+        async with serving_health(settings.health_port, health):
+            sweeper = asyncio.create_task(_sweep_forever(database, settings.sweep_interval_seconds))
+            try:
+                async with worker, delivering(client, database, poll_interval=settings.delivery_poll_seconds), serving_metrics(settings.metrics_port, database):
+                    health.polling = True
+                    log.info(
+                        "polling task queue %s on %s (namespace %s) as %s; delivering events; database %s; %d actions registered",
+                        TASK_QUEUE, settings.temporal_address, settings.temporal_namespace, client.identity, database.safe_url, len(registry.specs()),
+                    )
+                    await stop.wait()
+                    health.draining = True
+                    log.info("stopping: no new tasks; running activities get %ss to finish", f"{settings.shutdown_grace_seconds:g}")
+            finally:
+                sweeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sweeper
         log.info("stopped")
     finally:
         await database.dispose()

@@ -90,6 +90,7 @@ __all__ = [
     "EventView",
     "FieldError",
     "Forbidden",
+    "HealthChecks",
     "Invalid",
     "InvocationView",
     "LaunchRequest",

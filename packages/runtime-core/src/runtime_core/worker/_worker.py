@@ -87,8 +87,14 @@ def temporal_runtime(metrics_address: str | None = None) -> Runtime:
     return _RUNTIME
 
 
-async def connect_temporal(settings: RuntimeSettings) -> Client:
+async def connect_temporal(settings: RuntimeSettings, *, identity: str | None = None) -> Client:
     """Connect to Temporal as configured.
+
+    Args:
+        settings: Address and namespace.
+        identity: Client identity (also the identity of workers built on the client); the SDK's
+            ``pid@hostname`` when omitted. Worker processes pass
+            :func:`runtime_core.worker.process_identity` so pollers can be told apart.
 
     Raises:
         RuntimeError: Temporal is unreachable; the message names WFR_TEMPORAL_ADDRESS.
@@ -98,7 +104,7 @@ async def connect_temporal(settings: RuntimeSettings) -> Client:
     except RuntimeError:
         raise
     try:
-        return await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace, runtime=runtime)
+        return await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace, runtime=runtime, identity=identity)
     except Exception as err:
         raise RuntimeError(
             f"cannot reach Temporal at {settings.temporal_address} (namespace {settings.temporal_namespace!r}): {err}. "
