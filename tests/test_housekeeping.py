@@ -327,10 +327,10 @@ async def test_wfr_tenants_show_and_set_retention(fresh: Database) -> None:
 
 
 async def test_domain_worker_names_the_namespace_when_temporal_refuses_the_schedule(temporal_server: DevServer, tmp_path: Path) -> None:
-    """A namespace Temporal does not have: the domain worker stops at start with one message naming WFR_TEMPORAL_NAMESPACE."""
+    """A namespace Temporal does not have: the domain worker stops at start with one message naming the namespace and WFR_TEMPORAL_NAMESPACE."""
     from domain_worker import run
 
     settings = RuntimeSettings(temporal_address=temporal_server.address, temporal_namespace="wfr-no-such-namespace",
                                database_url=f"sqlite:///{tmp_path / 'domain.db'}")
-    with pytest.raises(RuntimeError, match=f"{HOUSEKEEPING_SCHEDULE_ID}.*WFR_TEMPORAL_NAMESPACE"):
+    with pytest.raises(RuntimeError, match=r"wfr-no-such-namespace.*WFR_TEMPORAL_NAMESPACE"):
         await asyncio.wait_for(run(settings), 30)

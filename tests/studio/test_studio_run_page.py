@@ -48,6 +48,12 @@ async def _launch(studio: Studio, workflow_id: str, payload: dict[str, Any] | No
     return run.runId
 
 
+async def _open(page: Page, popover: str) -> None:
+    """Open an action popover and wait until run.js has moved the focus into it (typing before that lands elsewhere)."""
+    await page.click(f"{popover} summary")
+    await page.wait_for_function("(sel) => document.querySelector(sel).contains(document.activeElement)", arg=popover)
+
+
 async def test_a_run_finishes_on_its_page_without_a_reload(studio: Studio) -> None:
     """The page of an active run updates itself: RUNNING/WAITING becomes SUCCEEDED on the same document; steps fill in."""
     await studio.publish(SLOW)
@@ -90,7 +96,7 @@ async def test_a_failed_run_shows_its_error_on_the_failing_step_and_resume_makes
     await expect(page).to_have_url(re.compile(r"#step-root-steps-1$"))
     await expect(failing.locator("> details")).to_have_attribute("open", "")
     await studio.shot(page, "run-failed")
-    await page.click("#act-resume summary")
+    await _open(page, "#act-resume")
     await page.fill("#resume-reason", "mail server is back")
     await page.click("#act-resume button[type=submit]")
     await expect(page).to_have_url(re.compile(rf"/runs/{run_id}$"))
@@ -107,7 +113,7 @@ async def test_replay_lands_on_the_new_run_and_an_edited_payload_is_checked_befo
     await studio.wait_for([original])
     page = await studio.page("operator")
     await page.goto(f"/runs/{original}")
-    await page.click("#act-replay summary")
+    await _open(page, "#act-replay")
     await studio.shot(page, "replay-open")
     await page.click("#replay-original button[type=submit]")
     await expect(page).not_to_have_url(re.compile(rf"/runs/{original}$"))
@@ -118,7 +124,7 @@ async def test_replay_lands_on_the_new_run_and_an_edited_payload_is_checked_befo
 
     await page.goto(f"/runs/{original}")
     await expect(page.locator(".replayed-as")).to_have_attribute("href", f"/runs/{first}")
-    await page.click("#act-replay summary")
+    await _open(page, "#act-replay")
     await page.fill("#replay-payload", '{"n": "five"}')
     await expect(page.locator("#replay-errors")).to_contain_text("payload.n")
     await expect(page.locator("#replay-edited button[type=submit]")).to_be_disabled()

@@ -10,6 +10,7 @@ from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 
 from runtime_core.contract import TASK_QUEUE
 
@@ -38,11 +39,19 @@ async def foreign_pollers(client: Client) -> dict[str, list[str]]:
 
     Returns:
         Each foreign identity with the task types (``workflow``, ``activity``) it polls.
+
+    Raises:
+        RuntimeError: The namespace does not exist (the message names WFR_TEMPORAL_NAMESPACE).
     """
     found: dict[str, list[str]] = {}
     for kind, queue_type in (("workflow", TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW), ("activity", TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY)):
         request = DescribeTaskQueueRequest(namespace=client.namespace, task_queue=TaskQueue(name=TASK_QUEUE), task_queue_type=queue_type)
-        response = await client.workflow_service.describe_task_queue(request)
+        try:
+            response = await client.workflow_service.describe_task_queue(request)
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                raise RuntimeError(f"Temporal has no namespace {client.namespace!r} ({err.message}); check WFR_TEMPORAL_NAMESPACE") from None
+            raise
         for poller in response.pollers:
             if not poller.identity.startswith(AUTHORED_IDENTITY_PREFIX):
                 found.setdefault(poller.identity, []).append(kind)
