@@ -203,7 +203,7 @@ async def test_sigterm_drains_the_running_activity_and_readiness_turns_503(tempo
         # the first worker's identity is a workflow-worker's: never reported (in-process test workers of
         # earlier tests may have polled this lent namespace under the SDK's default identity, and are)
         reported = [line for line in (tmp_path / "second.log").read_text().splitlines() if "OWNERSHIP" in line]
-        assert not [line for line in reported if "'workflow-worker@" in line], reported
+        assert not [line for line in reported if "OWNERSHIP: 'workflow-worker@" in line], reported
 
 
 async def test_a_second_sigterm_exits_at_once(temporal_server: DevServer, tmp_path: Path) -> None:
