@@ -272,3 +272,60 @@ async def test_domain_worker_serves_metrics(temporal_server: DevServer, tmp_path
             with contextlib.suppress(Exception):
                 await client.get_schedule_handle(HOUSEKEEPING_SCHEDULE_ID).delete()
     assert code == 0, (tmp_path / "domain.log").read_text()
+
+
+async def test_concurrent_launches_of_one_key_count_one_run_started(sqlite_stack: Stack) -> None:
+    """Retried launches racing on one idempotency key start one run, and ``wfr_runs_started`` counts it once.
+
+    Before the fix, each racing launch that found the execution already started counted it again.
+    """
+    from prometheus_client import generate_latest
+
+    from runtime_core import metrics
+
+    stack = sqlite_stack
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    wf = f"race-{uuid.uuid4().hex[:6]}"
+    echo = {"id": wf, "version": 1, "name": wf, "steps": [{"id": "e", "type": "action.call", "config": {"actionId": "core.echo", "version": 1, "inputMapping": {}}}]}
+    assert (await publish_definitions(stack.database, stack.registry, tenant, [echo])).published
+    before = _parse(generate_latest(metrics.REGISTRY).decode())
+    launched = await asyncio.gather(*(stack.launcher.launch(tenant, wf, {"n": 1}, idempotency_key="same-key") for _ in range(6)))
+    assert len({r.run_id for r in launched}) == 1
+    after = _parse(generate_latest(metrics.REGISTRY).decode())
+    assert _value(after, "wfr_runs_started_total", workflow=wf) - _value(before, "wfr_runs_started_total", workflow=wf) == 1
+
+
+_MULTIPROC_CHILD = """
+import os, sys
+from runtime_core import metrics
+for _ in range(int(sys.argv[1])):
+    metrics.observe_run_ended("wf", "SUCCEEDED")
+metrics.observe_deliveries([("signal", "DELIVERED", 0.2)])
+metrics.OPEN_WAITS.labels("event").set(float(sys.argv[2]))
+if sys.argv[3] == "kill":
+    os.kill(os.getpid(), 9)
+sys.stdout.write(metrics.generate_latest(metrics.exposed_registry()).decode())
+"""
+
+
+def test_multiprocess_dir_keeps_the_counts_of_a_killed_process(tmp_path: Path) -> None:
+    """With PROMETHEUS_MULTIPROC_DIR, a SIGKILLed process's counts survive and its successor reports the sum.
+
+    This is what makes a worker's counters equal the database after a kill -9 and a restart
+    (the deployment test of tests/reliability relies on it). Gauges report the most recent value.
+    """
+    directory = tmp_path / "metrics" / "worker-1"  # created when missing
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(directory)}
+    killed = subprocess.run([str(BIN / "python"), "-c", _MULTIPROC_CHILD, "3", "7", "kill"], env=env, capture_output=True, text=True, timeout=60)
+    assert killed.returncode == -9, killed.stderr
+    successor = subprocess.run([str(BIN / "python"), "-c", _MULTIPROC_CHILD, "2", "4", "report"], env=env, capture_output=True, text=True, timeout=60)
+    assert successor.returncode == 0, successor.stderr
+    samples = _parse(successor.stdout)
+    assert _value(samples, "wfr_runs_ended_total", workflow="wf", status="SUCCEEDED") == 5
+    assert _value(samples, "wfr_event_deliveries_total", kind="signal", status="delivered") == 2
+    assert _value(samples, "wfr_event_delivery_lag_seconds_count") == 2
+    assert _value(samples, "wfr_open_waits", type="event") == 4
+    # without the variable, a process reports only its own counts
+    alone = subprocess.run([str(BIN / "python"), "-c", _MULTIPROC_CHILD, "2", "4", "report"], env={k: v for k, v in env.items() if k != "PROMETHEUS_MULTIPROC_DIR"},
+                           capture_output=True, text=True, timeout=60)
+    assert _value(_parse(alone.stdout), "wfr_runs_ended_total", workflow="wf", status="SUCCEEDED") == 2

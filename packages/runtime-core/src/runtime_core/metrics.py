@@ -9,6 +9,12 @@ Label values are bounded: statuses, step types, wait types, delivery kinds and s
 are fixed sets; workflow ids, action ids and error categories are chosen by authors, bounded per
 deployment, and capped: past :data:`LABEL_CAP` distinct values of one label in a process, further
 values are reported as ``other``. A run id, tenant or event id is never a label.
+
+With ``PROMETHEUS_MULTIPROC_DIR`` set (prometheus_client's multiprocess mode, read when the
+process starts), every value lives in memory-mapped files in that directory and ``/metrics``
+reports the directory's sum: the counts of a process that was killed (even by SIGKILL) are kept,
+and a process restarted on the same directory (one volume per worker slot) goes on from them, so
+the counters equal the read model's counts across crashes. The directory is created when missing.
 """
 
 from __future__ import annotations
@@ -16,20 +22,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import threading
 import time
 from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest, start_http_server
-from sqlalchemy import func, select
+#: prometheus_client's multiprocess directory; it must exist before the first metric is made.
+MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+if MULTIPROC_DIR is not None:
+    try:
+        os.makedirs(MULTIPROC_DIR, exist_ok=True)
+    except OSError as _err:
+        raise RuntimeError(f"PROMETHEUS_MULTIPROC_DIR={MULTIPROC_DIR!r} cannot be created ({_err.strerror}); point it at a writable directory or unset it") from None
 
-from runtime_core.persistence import WaitRow
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest, start_http_server  # noqa: E402
+from prometheus_client.multiprocess import MultiProcessCollector  # noqa: E402
+from sqlalchemy import func, select  # noqa: E402
+
+from runtime_core.persistence import WaitRow  # noqa: E402
 
 __all__ = [
-    "CONTENT_TYPE_LATEST", "LABEL_CAP", "REGISTRY", "STUCK_REASONS", "observe_action", "observe_deliveries", "observe_rows", "observe_run_ended", "observe_run_started",
-    "refresh_open_waits", "refreshing_gauges", "render_latest", "seconds_between", "serve_metrics", "serving_metrics", "set_stuck_runs",
+    "CONTENT_TYPE_LATEST", "LABEL_CAP", "MULTIPROC_DIR", "REGISTRY", "STUCK_REASONS", "observe_action", "observe_deliveries", "observe_rows", "observe_run_ended", "observe_run_started",
+    "exposed_registry", "refresh_open_waits", "refreshing_gauges", "render_latest", "seconds_between", "serve_metrics", "serving_metrics", "set_stuck_runs",
 ]
 
 log = logging.getLogger(__name__)
@@ -62,8 +78,20 @@ EVENT_DELIVERY_LAG = Histogram(
     "wfr_event_delivery_lag_seconds", "From an event's receipt to its delivery to a run.", registry=REGISTRY,
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600),
 )
-OPEN_WAITS = Gauge("wfr_open_waits", "Open waits in the read model by type (the same value on every process that reports it).", ["type"], registry=REGISTRY)
-STUCK_RUNS = Gauge("wfr_stuck_runs", "RUNNING runs diagnosed stuck by the last housekeeping pass, by reason.", ["reason"], registry=REGISTRY)
+# read-model gauges: in multiprocess mode the most recently set value is the one reported
+OPEN_WAITS = Gauge(
+    "wfr_open_waits", "Open waits in the read model by type (the same value on every process that reports it).", ["type"], registry=REGISTRY, multiprocess_mode="mostrecent",
+)
+STUCK_RUNS = Gauge("wfr_stuck_runs", "RUNNING runs diagnosed stuck by the last housekeeping pass, by reason.", ["reason"], registry=REGISTRY, multiprocess_mode="mostrecent")
+
+
+def exposed_registry() -> CollectorRegistry:
+    """What ``/metrics`` reports: :data:`REGISTRY`, or in multiprocess mode the sum of the directory's files."""
+    if MULTIPROC_DIR is None:
+        return REGISTRY
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=MULTIPROC_DIR)  # type: ignore[no-untyped-call]
+    return registry
 
 
 class _Capped:
@@ -168,7 +196,7 @@ async def render_latest(database: Any, max_age: float = 5.0) -> bytes:
             await refresh_open_waits(database)
         except Exception as err:
             log.warning("could not refresh wfr_open_waits (%s: %s)", type(err).__name__, err)
-    return bytes(generate_latest(REGISTRY))
+    return bytes(generate_latest(exposed_registry()))
 
 
 @contextlib.asynccontextmanager
@@ -199,7 +227,7 @@ def serve_metrics(port: int, host: str = "0.0.0.0") -> Any:
         RuntimeError: The port cannot be bound; the message names WFR_METRICS_PORT.
     """
     try:
-        server, _thread = start_http_server(port, addr=host, registry=REGISTRY)
+        server, _thread = start_http_server(port, addr=host, registry=exposed_registry())
     except OSError as err:
         raise RuntimeError(f"cannot serve metrics on {host}:{port} ({err}); choose a free WFR_METRICS_PORT") from err
     log.info("serving metrics on http://%s:%d/metrics", host, port)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client, WorkflowHandle
@@ -252,11 +252,11 @@ class Launcher:
             async with self.database.sessions.begin() as session:
                 await session.execute(delete(RunRow).where(RunRow.run_id == run_id, RunRow.temporal_run_id.is_(None)))
             raise
-        metrics.observe_run_started(workflow_id)
         async with self.database.sessions.begin() as session:
-            run = await session.get(RunRow, run_id)
-            if run is not None:
-                run.temporal_run_id = temporal_run_id
+            recorded = await session.execute(update(RunRow).where(RunRow.run_id == run_id, RunRow.temporal_run_id.is_(None)).values(temporal_run_id=temporal_run_id))
+        if recorded.rowcount:  # type: ignore[attr-defined]
+            # the launch that records the start counts it: a retried launch of the same key does not
+            metrics.observe_run_started(workflow_id)
         log.debug("started run %s of %s v%s", run_id, workflow_id, version, extra={"tenant": tenant, "runId": run_id, "workflowId": workflow_id})
         return LaunchedRun(run_id, tenant, workflow_id, version, temporal_id, temporal_run_id)
 
