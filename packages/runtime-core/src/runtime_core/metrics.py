@@ -44,8 +44,24 @@ from sqlalchemy import func, select  # noqa: E402
 from runtime_core.persistence import WaitRow  # noqa: E402
 
 __all__ = [
-    "CONTENT_TYPE_LATEST", "LABEL_CAP", "MULTIPROC_DIR", "REGISTRY", "STUCK_REASONS", "observe_action", "observe_deliveries", "observe_rows", "observe_run_ended", "observe_run_started",
-    "exposed_registry", "refresh_open_waits", "refreshing_gauges", "render_latest", "seconds_between", "serve_metrics", "serving_metrics", "set_stuck_runs",
+    "CONTENT_TYPE_LATEST",
+    "LABEL_CAP",
+    "MULTIPROC_DIR",
+    "REGISTRY",
+    "STUCK_REASONS",
+    "exposed_registry",
+    "observe_action",
+    "observe_deliveries",
+    "observe_rows",
+    "observe_run_ended",
+    "observe_run_started",
+    "refresh_open_waits",
+    "refreshing_gauges",
+    "render_latest",
+    "seconds_between",
+    "serve_metrics",
+    "serving_metrics",
+    "set_stuck_runs",
 ]
 
 log = logging.getLogger(__name__)
