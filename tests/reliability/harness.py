@@ -151,13 +151,15 @@ def worker_env(temporal: TemporalServer, database_url: str, **extra: str) -> dic
 
 
 class WorkerProcess:
-    """A ``workflow-worker`` process; every start appends to the same log file."""
+    """A ``workflow-worker`` process (or ``command``, ready once it logs ``ready``); every start appends to the same log file."""
 
-    def __init__(self, name: str, env: dict[str, str], log: Path) -> None:
+    def __init__(self, name: str, env: dict[str, str], log: Path, command: Sequence[str] | None = None, ready: str = READY) -> None:
         """Configure (nothing starts yet)."""
         self.name = name
         self.env = env
         self.log = log
+        self.command = list(command) if command is not None else [str(BIN / "workflow-worker")]
+        self.ready = ready
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
@@ -172,16 +174,16 @@ class WorkerProcess:
         began = time.monotonic()
         offset = self.log.stat().st_size if self.log.exists() else 0
         with self.log.open("ab") as out:
-            self.proc = subprocess.Popen([str(BIN / "workflow-worker")], env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            self.proc = subprocess.Popen(self.command, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         while time.monotonic() - began < timeout:
-            if READY in self.log_text(offset):
+            if self.ready in self.log_text(offset):
                 self.starts += 1
                 return time.monotonic() - began
             if self.proc.poll() is not None:
                 raise AssertionError(f"{self.name} exited {self.proc.returncode}:\n{self.log_text(offset)}")
             await asyncio.sleep(0.1)
         self.proc.kill()
-        raise AssertionError(f"{self.name} never logged {READY!r} within {timeout:.0f}s:\n{self.log_text(offset)}")
+        raise AssertionError(f"{self.name} never logged {self.ready!r} within {timeout:.0f}s:\n{self.log_text(offset)}")
 
     async def kill(self) -> None:
         """SIGKILL: the process dies with whatever it had in flight."""
