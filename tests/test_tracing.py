@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -27,10 +28,13 @@ import pytest
 from runtime_bootstrap._devserver import DevServer
 from runtime_bootstrap.api import create_app
 from runtime_core import tracing
+from runtime_core.actions import ActionRegistry
 from runtime_core.config import SETTINGS_DOC, ConfigError, RuntimeSettings
-from runtime_core.contract import ACTION_ACTIVITY, WORKFLOW_TYPE
+from runtime_core.contract import ACTION_ACTIVITY, TASK_QUEUE, WORKFLOW_TYPE
+from runtime_core.launcher import Launcher
 from runtime_core.operations import Operations
 from runtime_core.persistence import Database, upgrade
+from runtime_core.publishing import publish_definitions
 from runtime_core.worker import build_authored_worker, connect_temporal
 
 from .conftest import ROOT, isolated_namespace
@@ -267,3 +271,41 @@ def test_tracing_settings_are_validated() -> None:
     operations = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
     default, meaning = SETTINGS_DOC["WFR_TRACING"]  # the table is rendered from SETTINGS_DOC
     assert f"| `WFR_TRACING` | `{default}` | {meaning} |" in operations
+
+
+async def test_a_worker_process_traces_as_its_service_and_flushes_on_sigterm(temporal_server: DevServer, tmp_path: Path) -> None:
+    """workflow-worker with OTEL_EXPORTER_OTLP_ENDPOINT: its action spans, as service workflow-worker, reach the receiver when it drains."""
+    db_url = f"sqlite:///{tmp_path / 'worker.db'}"
+    database = Database(db_url)
+    await upgrade(database)
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    assert (await publish_definitions(database, ActionRegistry.default(), tenant, [ECHO])).published
+    with otlp_receiver() as receiver, isolated_namespace() as namespace:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("WFR_", "OTEL_"))} | {
+            "PYTHONPATH": SOURCES, "WFR_TEMPORAL_ADDRESS": temporal_server.address, "WFR_TEMPORAL_NAMESPACE": namespace, "WFR_DATABASE_URL": db_url,
+            "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url, "OTEL_BSP_SCHEDULE_DELAY": "600000",  # only the exit's flush exports
+        }
+        log = tmp_path / "worker.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen([sys.executable, "-c", "from workflow_worker import main; main()"], env=env, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            for _ in range(300):
+                if f"polling task queue {TASK_QUEUE}" in log.read_text() or proc.poll() is not None:
+                    break
+                await asyncio.sleep(0.1)
+            assert "tracing on (OTEL_EXPORTER_OTLP_ENDPOINT)" in log.read_text(), log.read_text()
+            client = await connect_temporal(RuntimeSettings(temporal_address=temporal_server.address, temporal_namespace=namespace))
+            launched = await Launcher(client, database).launch(tenant, "echo", {"n": 2, "card": SECRET})
+            await asyncio.wait_for(client.get_workflow_handle(launched.temporal_workflow_id).result(), 60)
+            assert not receiver.spans  # still buffered
+            proc.send_signal(signal.SIGTERM)
+            assert await asyncio.get_running_loop().run_in_executor(None, proc.wait, 30) == 0, log.read_text()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            await database.dispose()
+        [action] = [s for s in receiver.spans if s.name == "wfr.action core.echo"]
+        assert action.service == "workflow-worker" and action.attributes["wfr.run_id"] == launched.run_id and action.attributes["wfr.tenant"] == tenant
+        parent = next(s for s in receiver.spans if s.span_id == action.parent_id)
+        assert parent.name == f"RunActivity:{ACTION_ACTIVITY}"  # a run started without a traced caller: the activity is the root
+        assert all(SECRET not in str(v) for s in receiver.spans for v in s.attributes.values())
