@@ -19,7 +19,7 @@ TEST_DEPS = ("pytest>=8", "pytest-asyncio>=0.24", "hypothesis>=6", "import-linte
 
 def _install_project(session: nox.Session, *extra: str) -> None:
     """Install the four distributions (editable) plus ``extra`` requirements."""
-    args: list[str] = ["-e", "packages/runtime-core[postgres]"]
+    args: list[str] = ["-e", "packages/runtime-core[postgres,otel]"]
     for package in PACKAGES[1:]:
         args += ["-e", package]
     session.install(*args, *extra)
@@ -113,9 +113,10 @@ def build(session: nox.Session) -> None:
         session.run(
             py,
             "-c",
-            "import importlib.util, runtime_core.worker, runtime_core.launcher, runtime_core.publishing, runtime_core.persistence;"
+            "import importlib.util, runtime_core.worker, runtime_core.launcher, runtime_core.publishing, runtime_core.persistence, runtime_core.tracing;"
             "missing=[m for m in ('runtime_bootstrap','workflow_worker','domain_worker','click') if importlib.util.find_spec(m)];"
-            "assert not missing, missing; print('runtime-core alone imports fine')",
+            "assert not missing, missing; assert runtime_core.tracing.interceptors() == [] and not runtime_core.tracing.enabled();"
+            "print('runtime-core alone imports fine (tracing off)')",
             external=True,
         )
 

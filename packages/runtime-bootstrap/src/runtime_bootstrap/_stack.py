@@ -15,6 +15,7 @@ from temporalio.worker import Worker
 
 from runtime_bootstrap._devserver import DevServer
 from runtime_bootstrap.settings import AppSettings
+from runtime_core import tracing
 from runtime_core.actions import ActionRegistry
 from runtime_core.contract import DOMAIN_TASK_QUEUE
 from runtime_core.delivery import Dispatcher, delivering
@@ -96,7 +97,7 @@ async def open_stack(
                 log_file=str(base / "temporal.log"),
             )
             await server.start()
-            client = await Client.connect(server.address, namespace=settings.runtime.temporal_namespace, runtime=temporal_runtime())
+            client = await Client.connect(server.address, namespace=settings.runtime.temporal_namespace, runtime=temporal_runtime(), interceptors=tracing.interceptors())
             url = database_url or f"sqlite:///{base / 'wfr.db'}"
         database = Database(url)
         await upgrade(database)

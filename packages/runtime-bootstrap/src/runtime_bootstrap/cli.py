@@ -17,7 +17,7 @@ import signal
 import sys
 import time
 import traceback
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -79,6 +79,21 @@ def _settings() -> AppSettings:
         return AppSettings.from_env()
     except ConfigError as err:
         raise click.ClickException(str(err)) from None
+
+
+@contextlib.contextmanager
+def _tracing(settings: AppSettings, service_name: str) -> Iterator[None]:
+    """Trace the block as ``service_name`` when tracing is configured; flush the last spans at its end."""
+    from runtime_core import tracing
+
+    try:
+        tracing.configure_from_settings(settings.runtime, service_name)
+    except ConfigError as err:
+        raise click.ClickException(str(err)) from None
+    try:
+        yield
+    finally:
+        tracing.shutdown()
 
 
 def _run(coro_fn: Callable[[], Awaitable[T]]) -> T:
@@ -256,7 +271,8 @@ def dev(home: str | None, port: int, ui_port: int, api_port: int) -> None:
             await stop.wait()
             click.echo("stopping …")
 
-    _run(go)
+    with _tracing(settings, "wfr-dev"):
+        _run(go)
     click.echo("stopped")
 
 
@@ -274,7 +290,8 @@ def serve(host: str, port: int) -> None:
         async with _stack(settings, with_worker=False) as stack:
             await serve_until_stopped(stack, host, port, click.echo, metrics_port=settings.runtime.metrics_port)
 
-    _run(go)
+    with _tracing(settings, "wfr-api"):
+        _run(go)
     click.echo("stopped")
 
 

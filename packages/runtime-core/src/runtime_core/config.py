@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from runtime_core.contract import DOMAIN_TASK_QUEUE
 
-__all__ = ["SETTINGS_DOC", "ConfigError", "RuntimeSettings"]
+__all__ = ["SETTINGS_DOC", "TRACING_MODES", "ConfigError", "RuntimeSettings"]
 
 #: Every variable, its default and meaning (rendered into docs/operations.md).
 SETTINGS_DOC = {
@@ -30,7 +30,16 @@ SETTINGS_DOC = {
     "WFR_HEALTH_PORT": ("", "TCP port on which a worker process serves GET /healthz and /readyz (off when unset); 1-65535."),
     "WFR_SHUTDOWN_GRACE_SECONDS": ("30", "On SIGTERM a worker stops polling and lets running activities finish for this long before cancelling them; a second SIGTERM or SIGINT exits at once."),
     "WFR_STRICT_OWNERSHIP": ("0", "1: a worker exits 1 at start-up when a process that is not a workflow-worker polls workflow-runtime-v2 (same as --strict); 0 only logs it."),
+    "WFR_TRACING": (
+        "auto",
+        "OpenTelemetry tracing exported by OTLP over HTTP: auto (on when OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set and "
+        "OTEL_SDK_DISABLED is not true), otlp (always on; the exporter's default endpoint is http://localhost:4318) or off. Needs runtime-core[otel].",
+    ),
 }
+
+#: Values of ``WFR_TRACING``.
+TRACING_MODES = ("auto", "otlp", "off")
+_OTLP_ENDPOINTS = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
 
 
 class ConfigError(ValueError):
@@ -55,6 +64,9 @@ class RuntimeSettings:
     health_port: int | None = None
     shutdown_grace_seconds: float = 30.0
     strict_ownership: bool = False
+    #: The variable that turned OpenTelemetry tracing on (``WFR_TRACING`` or an OTLP endpoint
+    #: variable); ``None`` when tracing is off (the default).
+    tracing: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> RuntimeSettings:
@@ -116,6 +128,7 @@ class RuntimeSettings:
             raise ConfigError(f"WFR_STRICT_OWNERSHIP must be 1 (a foreign poller of workflow-runtime-v2 is fatal) or 0 (it is logged), not {strict!r}")
         return cls(
             temporal_address=address,
+            tracing=_tracing(env, get("WFR_TRACING").lower()),
             temporal_namespace=get("WFR_TEMPORAL_NAMESPACE"),
             database_url=get("WFR_DATABASE_URL"),
             domain_task_queue=get("WFR_DOMAIN_TASK_QUEUE"),
@@ -130,3 +143,22 @@ class RuntimeSettings:
             shutdown_grace_seconds=seconds("WFR_SHUTDOWN_GRACE_SECONDS"),
             strict_ownership=strict == "1",
         )
+
+
+def _tracing(env: Mapping[str, str], mode: str) -> str | None:
+    """The variable that turns tracing on, ``None`` when it is off (see ``WFR_TRACING``).
+
+    Raises:
+        ConfigError: ``WFR_TRACING`` is not a mode, or an OTLP endpoint is not an http(s) URL.
+    """
+    if mode not in TRACING_MODES:
+        raise ConfigError(f"WFR_TRACING must be auto, otlp or off, not {env.get('WFR_TRACING')!r}; unset it to trace only when OTEL_EXPORTER_OTLP_ENDPOINT is set")
+    if mode == "off" or env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return None
+    endpoints = [name for name in _OTLP_ENDPOINTS if env.get(name, "").strip()]
+    for name in endpoints:
+        if not env[name].strip().lower().startswith(("http://", "https://")):
+            raise ConfigError(f"{name} must be an http:// or https:// URL (the OTLP HTTP receiver, such as http://collector:4318), not {env[name]!r}")
+    if mode == "otlp":
+        return "WFR_TRACING"
+    return endpoints[-1] if endpoints else None

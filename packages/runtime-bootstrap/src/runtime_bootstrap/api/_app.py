@@ -9,6 +9,7 @@ from runtime_bootstrap.api import definitions, events, health, metrics, redactio
 from runtime_bootstrap.api._openapi import build_openapi, operation_id
 from runtime_bootstrap.api._problems import install_problem_handlers
 from runtime_bootstrap.studio import install_studio
+from runtime_core import tracing
 from runtime_core.operations import Operations
 
 __all__ = ["API_PREFIX", "create_app"]
@@ -42,6 +43,9 @@ def create_app(operations: Operations | None, *, metrics_route: bool = False) ->
             an app that can only describe itself (its OpenAPI document, for docs generation).
         metrics_route: Serve the runtime's Prometheus metrics at ``/metrics`` (``wfr serve``
             turns it on when ``WFR_METRICS_PORT`` is set).
+
+    With tracing on (:mod:`runtime_core.tracing`, configured before the app is built) every
+    request is a server span; off, the app has no tracing middleware at all.
     """
     app = FastAPI(
         title="Authored workflow runtime",
@@ -52,6 +56,10 @@ def create_app(operations: Operations | None, *, metrics_route: bool = False) ->
         redoc_url=None,
         openapi_tags=_TAGS,
         generate_unique_id_function=operation_id,
+        # FastAPI's own OpenTelemetry (newer releases; older ones ignore the option) stays off:
+        # the runtime's middleware is the one request span, with ids and routes only, never a
+        # body or an error message, and nothing at all runs when tracing is off
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.state.operations = operations
     for module in (runs, events, tasks, definitions, task_definitions, redaction_rules, schedules, settings):
@@ -61,6 +69,10 @@ def create_app(operations: Operations | None, *, metrics_route: bool = False) ->
         app.include_router(metrics.router)
     install_studio(app)
     install_problem_handlers(app)
+    if tracing.enabled():
+        from runtime_bootstrap.api._tracing import TracingMiddleware
+
+        app.add_middleware(TracingMiddleware)
     app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
     return app
 

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from temporalio import activity
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
-from runtime_core import metrics
+from runtime_core import metrics, tracing
 from runtime_core.actions import ActionContext, ActionFailure, ActionRegistry
 from runtime_core.activities._projections import apply_projections, parse_instant
 from runtime_core.contract import (
@@ -175,10 +175,14 @@ class RuntimeActivities:
         Temporal underneath and never counts as an attempt. The attempt heartbeats while it runs,
         so a lost worker is noticed within the heartbeat timeout and a cancel stops it. Every
         line logged during the attempt (the handler's own included) carries its tenant, run id,
-        step path, action id and attempt, and never a secret value it resolved.
+        step path, action id and attempt, and never a secret value it resolved. With tracing on,
+        the attempt is the span ``wfr.action <action id>`` (:func:`runtime_core.tracing.action_span`).
         """
         used: list[str] = []
-        with log_context(tenant=req.tenant, runId=req.run_id, stepPath=req.step_path, actionId=req.action_id, attempt=req.attempt, _secrets=used):
+        with (
+            log_context(tenant=req.tenant, runId=req.run_id, stepPath=req.step_path, actionId=req.action_id, attempt=req.attempt, _secrets=used),
+            tracing.action_span(run_id=req.run_id, step_path=req.step_path, action_id=req.action_id, tenant=req.tenant, attempt=req.attempt),
+        ):
             return await self._run_action(req, used)
 
     async def _run_action(self, req: ActionRequest, used: list[str]) -> ActionResult:

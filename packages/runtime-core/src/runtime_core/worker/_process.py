@@ -11,6 +11,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 
+from runtime_core import tracing
 from runtime_core.config import ConfigError, RuntimeSettings
 from runtime_core.logs import configure_logging
 
@@ -39,8 +40,11 @@ def serve(
     signal number (143 for SIGTERM, 130 for SIGINT), abandoning in-flight work to Temporal's
     timeouts and retries.
 
+    With tracing configured (``WFR_TRACING``, ``OTEL_EXPORTER_OTLP_ENDPOINT``) the process
+    traces as service ``name``, and its last spans are flushed once it has drained.
+
     Exit codes: 0 after a clean stop, 2 for a configuration error (the message names the
-    variable), 1 when the process cannot start (Temporal unreachable, database not migrated,
+    variable; tracing configured without the OpenTelemetry SDK is one), 1 when the process cannot start (Temporal unreachable, database not migrated,
     a foreign poller of workflow-runtime-v2 under ``--strict``), 143/130 on a second signal.
 
     Args:
@@ -60,6 +64,11 @@ def serve(
         print(f"{name}: {err}", file=sys.stderr)
         sys.exit(2)
     configure_logging(name, settings.log_level, settings.log_format)
+    try:
+        tracing.configure_from_settings(settings, name)
+    except ConfigError as err:
+        print(f"{name}: {err}", file=sys.stderr)
+        sys.exit(2)
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -84,3 +93,5 @@ def serve(
     except RuntimeError as err:
         logging.getLogger(name).error("%s", err)
         sys.exit(1)
+    finally:
+        tracing.shutdown()  # the drained process's last spans reach the collector

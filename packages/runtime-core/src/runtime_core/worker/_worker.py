@@ -11,6 +11,7 @@ from temporalio.runtime import LogForwardingConfig, LoggingConfig, PrometheusCon
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from runtime_core import tracing
 from runtime_core.actions import ActionRegistry
 from runtime_core.activities import RuntimeActivities
 from runtime_core.config import RuntimeSettings
@@ -96,6 +97,9 @@ async def connect_temporal(settings: RuntimeSettings, *, identity: str | None = 
             ``pid@hostname`` when omitted. Worker processes pass
             :func:`runtime_core.worker.process_identity` so pollers can be told apart.
 
+    With tracing on (:func:`runtime_core.tracing.configure_from_settings`), the client carries
+    the SDK's tracing interceptor, and so do the workers built on it.
+
     Raises:
         RuntimeError: Temporal is unreachable; the message names WFR_TEMPORAL_ADDRESS.
     """
@@ -104,7 +108,7 @@ async def connect_temporal(settings: RuntimeSettings, *, identity: str | None = 
     except RuntimeError:
         raise
     try:
-        return await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace, runtime=runtime, identity=identity)
+        return await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace, runtime=runtime, identity=identity, interceptors=tracing.interceptors())
     except Exception as err:
         raise RuntimeError(
             f"cannot reach Temporal at {settings.temporal_address} (namespace {settings.temporal_namespace!r}): {err}. "
