@@ -20,7 +20,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
 from runtime_core.interpreter import InterpreterWorkflow
-from runtime_core.interpreter._workflow import CHILD_WAITING_PATCH, LOCAL_PROJECTIONS_PATCH
+from runtime_core.interpreter._workflow import CHILD_WAITING_PATCH, LOCAL_ACTIONS_PATCH, LOCAL_PROJECTIONS_PATCH
 from runtime_core.worker import workflow_runner
 
 HISTORIES = Path(__file__).parent / "histories"
@@ -67,6 +67,18 @@ def test_corpus_covers_local_projections() -> None:
         patches = [json.loads(base64.b64decode(m["details"]["patch-data"]["payloads"][0]["data"])) for m in markers if m["markerName"] == "core_patch"]
         assert {"id": LOCAL_PROJECTIONS_PATCH, "deprecated": False} in patches, path.name
         assert any(m["markerName"] == "core_local_activity" for m in markers), path.name
+
+
+def test_corpus_covers_local_actions() -> None:
+    """Histories whose short actions ran as local activities (patch ``wfr-local-actions-1``) are in the corpus."""
+    recent = sorted((HISTORIES / "local-actions").glob("*.json"))
+    assert len(recent) >= 15
+    for path in recent:
+        events = json.loads(path.read_text())["history"]["events"]
+        assert {"id": LOCAL_ACTIONS_PATCH, "deprecated": False} in _patches(events), path.name
+        markers = [e["markerRecordedEventAttributes"] for e in events if e["eventType"] == "EVENT_TYPE_MARKER_RECORDED"]
+        actions = [m for m in markers if m["markerName"] == "core_local_activity" and b"workflowRuntimeV2Action" in base64.b64decode(m["details"]["data"]["payloads"][0]["data"])]
+        assert actions, f"{path.name}: no action ran as a local activity"
 
 
 @pytest.mark.parametrize("path", _corpus(), ids=[str(p.relative_to(HISTORIES).with_suffix("")) for p in _corpus()])

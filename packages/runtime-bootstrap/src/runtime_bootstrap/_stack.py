@@ -47,7 +47,7 @@ class Stack:
     @property
     def launcher(self) -> Launcher:
         """A launcher on this stack."""
-        return Launcher(self.client, self.database)
+        return Launcher(self.client, self.database, registry=self.registry)
 
 
 @contextlib.asynccontextmanager

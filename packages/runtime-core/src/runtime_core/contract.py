@@ -130,6 +130,10 @@ class RunOptions:
     #: An action attempt heartbeats while it runs; one silent for this long is presumed lost with
     #: its worker and retried (an infrastructure retry, not an authored attempt).
     action_heartbeat_timeout_ms: int = 10_000
+    #: ``id@version`` of the actions whose attempts run as local activities (the registry's
+    #: ``short`` actions when the launcher started the run; pinned here so replay never depends
+    #: on a worker's registry). Empty: every action is a regular activity.
+    local_actions: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -143,13 +143,13 @@ async def data_delete(ctx: ActionContext, data: Any) -> Any:
 
 def register_builtins(registry: ActionRegistry) -> None:
     """Register the built-in actions (all version 1)."""
-    for action_id, handler, uses_database in (
-        ("core.echo", echo, False),
-        ("core.fail", fail, False),
-        ("core.delay", delay, False),
-        ("data.set", data_set, True),
-        ("data.get", data_get, True),
-        ("data.increment", data_increment, True),
-        ("data.delete", data_delete, True),
+    for action_id, handler, uses_database, short in (
+        ("core.echo", echo, False, True),
+        ("core.fail", fail, False, True),
+        ("core.delay", delay, False, False),  # sleeps: a regular activity that heartbeats
+        ("data.set", data_set, True, True),
+        ("data.get", data_get, True, True),
+        ("data.increment", data_increment, True, True),
+        ("data.delete", data_delete, True, True),
     ):
-        registry.register(action_id, 1, handler, description=(handler.__doc__ or "").strip(), uses_database=uses_database)
+        registry.register(action_id, 1, handler, description=(handler.__doc__ or "").strip(), uses_database=uses_database, short=short)

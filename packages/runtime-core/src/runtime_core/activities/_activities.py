@@ -189,7 +189,8 @@ class RuntimeActivities:
         """The attempt :meth:`run_action` describes; ``used`` collects the secret values it resolves."""
         started = parse_instant(req.started_at)
         where = f"run {req.run_id} step {req.step_path} ({req.action_id} v{req.action_version}, attempt {req.attempt})"
-        heartbeat = asyncio.create_task(_heartbeat())
+        # a local activity (a short action) cannot heartbeat: its workflow task stands for it
+        heartbeat = None if activity.in_activity() and activity.info().is_local else asyncio.create_task(_heartbeat())
         progress = _ProgressWrite(self._finish_step(req, "STARTED", None), self.progress_after) if self.progress_after is not None else None
         spec = self.registry.get(req.action_id, req.action_version) if req.mock is None else None
         try:
@@ -250,7 +251,8 @@ class RuntimeActivities:
             metrics.observe_action(req.action_id, "infrastructure_error")
             raise infrastructure_error(where, err) from None
         finally:
-            heartbeat.cancel()
+            if heartbeat is not None:
+                heartbeat.cancel()
         metrics.observe_action(req.action_id, "succeeded")
         metrics.observe_rows(_rows(req, "SUCCEEDED", started))
         if self.on_committed is not None:

@@ -97,6 +97,9 @@ LOCAL_PROJECTIONS_PATCH = "wfr-local-projections-1"
 #: and follows its children's, its branches' and its own waits' states with a status task.
 #: Histories recorded before it never signalled a parent and replay without the task.
 CHILD_WAITING_PATCH = "wfr-child-waiting-1"
+#: Patch marking histories whose short actions (``RunOptions.local_actions``) run as local
+#: activities. A run that began on a worker without it keeps regular activities to its end.
+LOCAL_ACTIONS_PATCH = "wfr-local-actions-1"
 #: Unmatched events kept for later waits: at most this many, and this many bytes in all (they
 #: travel in the continue-as-new input, which Temporal limits to 2 MB).
 _INBOX_MAX_EVENTS = 1000
@@ -968,6 +971,7 @@ class InterpreterEngine:
             row["attempts"] = 0
             return self._on_final_error(step, path, scope, row, err.info)
         mock = inp.mocks.get(cfg.actionId)
+        local = f"{cfg.actionId}@{cfg.version}" in inp.options.local_actions and workflow.patched(LOCAL_ACTIONS_PATCH)
 
         async def attempt_once(attempt: int) -> ActionResult:
             # this step's own row is the activity's to write (with the attempt's outcome)
@@ -979,11 +983,20 @@ class InterpreterEngine:
                 secret_paths=secret_paths,
             )
             try:
+                if local:
+                    # A short action runs in this workflow task (one marker event). A worker lost
+                    # mid-action loses the task; the next one runs the attempt again, and the
+                    # ledger answers it if the first one committed.
+                    result: ActionResult = await workflow.execute_local_activity(
+                        ACTION_ACTIVITY, req, result_type=ActionResult,
+                        start_to_close_timeout=timedelta(milliseconds=inp.options.action_timeout_ms), retry_policy=_INFRA_RETRY,
+                    )
+                    return result
                 # The attempt heartbeats while it runs: a worker lost mid-action is noticed after
                 # the heartbeat timeout (seconds) instead of the start-to-close timeout, and a
                 # cancel (TRY_CANCEL: the run moves on at once) reaches the running action at its
                 # next heartbeat, which stops it and rolls back its transaction.
-                result: ActionResult = await workflow.execute_activity(
+                result = await workflow.execute_activity(
                     ACTION_ACTIVITY, req, result_type=ActionResult,
                     start_to_close_timeout=timedelta(milliseconds=inp.options.action_timeout_ms),
                     heartbeat_timeout=timedelta(milliseconds=inp.options.action_heartbeat_timeout_ms), retry_policy=_INFRA_RETRY,
@@ -993,6 +1006,10 @@ class InterpreterEngine:
                 if isinstance(err.cause, TemporalCancelledError):
                     raise asyncio.CancelledError() from None  # we cancelled it: not the action's error
                 raise RunError(_error_from_activity(err)) from None
+            except ApplicationError as err:  # a local activity's failure comes unwrapped
+                raise RunError(_error_from_cause(err)) from None
+            except TemporalCancelledError:
+                raise asyncio.CancelledError() from None
 
         ok, outcome = await self._with_retry(step, path, scope, row, attempt_once, row["attempts"] if resumed else 0)
         if not ok:
@@ -1129,10 +1146,14 @@ def _kb(size: int) -> str:
 
 
 def _error_from_activity(err: ActivityError) -> RuntimeErrorInfo:
-    cause = err.cause
+    return _error_from_cause(err.cause or err)
+
+
+def _error_from_cause(cause: BaseException) -> RuntimeErrorInfo:
+    """The action's structured error carried by ``cause`` (an activity's ApplicationError)."""
     if isinstance(cause, ApplicationError) and cause.details and isinstance(cause.details[0], dict):
         return RuntimeErrorInfo.from_dict(cause.details[0])
-    return RuntimeErrorInfo(category="ActionError", message=str(cause or err))
+    return RuntimeErrorInfo(category="ActionError", message=str(cause))
 
 
 def _should_retry(retry_on: list[str] | None, info: RuntimeErrorInfo) -> bool:

@@ -24,9 +24,9 @@ with workflow.unsafe.imports_passed_through():
         RunInput,
         RunResult,
     )
-    from runtime_core.interpreter._engine import CHILD_WAITING_PATCH, LOCAL_PROJECTIONS_PATCH, InterpreterEngine
+    from runtime_core.interpreter._engine import CHILD_WAITING_PATCH, LOCAL_ACTIONS_PATCH, LOCAL_PROJECTIONS_PATCH, InterpreterEngine
 
-__all__ = ["CHILD_WAITING_PATCH", "LOCAL_PROJECTIONS_PATCH", "InterpreterWorkflow"]
+__all__ = ["CHILD_WAITING_PATCH", "LOCAL_ACTIONS_PATCH", "LOCAL_PROJECTIONS_PATCH", "InterpreterWorkflow"]
 
 
 @workflow.defn(name=WORKFLOW_TYPE)

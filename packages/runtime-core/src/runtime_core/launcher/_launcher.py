@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import uuid
@@ -17,6 +18,7 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from runtime_core import metrics
+from runtime_core.actions import ActionRegistry
 from runtime_core.contract import SEMANTICS_VERSION, TASK_QUEUE, WORKFLOW_TYPE, ChildDefinition, MockSpec, RunInput, RunOptions, workflow_id_for_run
 from runtime_core.dsl import MAX_ID_LENGTH, MAX_VERSION, canonical_json, definition_hash, schema_problems
 from runtime_core.expressions import format_instant
@@ -70,20 +72,28 @@ class LaunchedRun:
     created: bool = True
 
 
+@functools.cache
+def _default_registry() -> ActionRegistry:
+    return ActionRegistry.default()
+
+
 class Launcher:
     """Creates the run row (pinned hash and semantics version), then starts the workflow."""
 
-    def __init__(self, client: Client, database: Database, options: RunOptions | None = None) -> None:
+    def __init__(self, client: Client, database: Database, options: RunOptions | None = None, *, registry: ActionRegistry | None = None) -> None:
         """Bind to a Temporal client and the database.
 
         Args:
             client: Connected Temporal client (namespace of the authored worker).
             database: Authoring and read-model database.
-            options: Interpreter options carried by every run this launcher starts.
+            options: Interpreter options carried by every run this launcher starts. By default,
+                the ``short`` actions of ``registry`` run as local activities.
+            registry: The actions whose ``short`` flags the default options pin (default: the
+                built-ins and the installed entry points). Ignored when ``options`` is given.
         """
         self.client = client
         self.database = database
-        self.options = options or RunOptions()
+        self.options = options or RunOptions(local_actions=(registry or _default_registry()).short_actions())
 
     async def _pin_children(self, tenant: str, document: dict[str, Any]) -> dict[str, ChildDefinition]:
         """Every definition reachable through control.callWorkflow, pinned now (transitively)."""

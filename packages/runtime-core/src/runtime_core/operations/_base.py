@@ -172,7 +172,7 @@ class OperationsBase:
     @property
     def launcher(self) -> Launcher:
         """A launcher on these dependencies."""
-        return Launcher(self.client, self.database)
+        return Launcher(self.client, self.database, registry=self.registry)
 
     async def run_row(self, tenant: str, run_id: str) -> RunRow:
         """The run row of ``tenant``.
