@@ -5,6 +5,7 @@ server settings (``--dc KEY=VALUE`` adds dynamic config to the embedded dev serv
 
     python benchmarks/timers.py --samples 20
     python benchmarks/timers.py --samples 20 --no-default-dc   # the dev server's own defaults
+    python benchmarks/timers.py --samples 0 --burst 100        # 100 timers firing together
 
 Every figure is a median in milliseconds, read from the workflow histories and step rows:
 
@@ -129,7 +130,20 @@ async def measure(client: Client, launch: Any, step_ms: Any, samples: int) -> di
     return {key: statistics.median(v) for key, v in values.items()}
 
 
-async def _standalone(samples: int, extra_dc: list[str], default_dc: bool) -> dict[str, Any]:
+async def burst(client: Client, n: int, reps: int = 3) -> dict[str, float]:
+    """``n`` hand-written ``workflow.sleep``s of 100–322 ms started at once, ``reps`` times: how late at the median and at worst."""
+    late: list[float] = []
+    server: list[float] = []
+    for _ in range(reps):
+        durations = [100 + (i % 7) * 37 for i in range(n)]
+        handles = await asyncio.gather(*(client.start_workflow("benchSleep", ms, id=f"burst-{uuid.uuid4().hex}", task_queue=BASELINE_QUEUE) for ms in durations))
+        late += [float(await h.result()) - ms for h, ms in zip(handles, durations, strict=True)]
+        server += [server_late_ms(await _history(client, h.id)) for h in handles]
+    return {f"burst_{n}_late_p50_ms": statistics.median(late), f"burst_{n}_late_max_ms": max(late),
+            f"burst_{n}_server_late_p50_ms": statistics.median(server), f"burst_{n}_server_late_max_ms": max(server)}
+
+
+async def _standalone(samples: int, extra_dc: list[str], default_dc: bool, burst_n: int) -> dict[str, Any]:
     from sqlalchemy import select
 
     import runtime_bootstrap._devserver as devserver
@@ -158,7 +172,9 @@ async def _standalone(samples: int, extra_dc: list[str], default_dc: bool) -> di
         async with Worker(stack.client, task_queue=BASELINE_QUEUE, workflows=WORKFLOWS, activities=ACTIVITIES, workflow_runner=workflow_runner()):
             await measure(stack.client, launch, step_ms, 1)  # warm-up: first sandbox, imports
             started = time.perf_counter()
-            figures = await measure(stack.client, launch, step_ms, samples)
+            figures = await measure(stack.client, launch, step_ms, samples) if samples else {}
+            if burst_n:
+                figures.update(await burst(stack.client, burst_n))
     return {"dynamic_config": list(devserver.DYNAMIC_CONFIG), "samples": samples, "seconds": round(time.perf_counter() - started, 1), "metrics": figures}
 
 
@@ -166,6 +182,7 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--samples", type=int, default=20)
     parser.add_argument("--dc", action="append", default=[], help="extra --dynamic-config-value KEY=VALUE for the embedded server")
+    parser.add_argument("--burst", type=int, default=0, help="also: this many workflow.sleep timers at once (3 times)")
     parser.add_argument("--no-default-dc", action="store_true", help="without the runtime's own dynamic config")
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(_standalone(args.samples, args.dc, not args.no_default_dc)), indent=2, sort_keys=True))
+    print(json.dumps(asyncio.run(_standalone(args.samples, args.dc, not args.no_default_dc, args.burst)), indent=2, sort_keys=True))
