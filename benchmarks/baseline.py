@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import activity, workflow
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 BASELINE_QUEUE = "bench-baseline"
 
@@ -62,5 +63,39 @@ class WaiterWorkflow:
         return self.got
 
 
-WORKFLOWS = [SequentialWorkflow, FirstActivityWorkflow, WaiterWorkflow]
-ACTIVITIES = [noop, stamp]
+@activity.defn(name="benchFailOnce")
+async def fail_once(attempt: int) -> int:
+    """Fails on the first call of a workflow (the workflow passes its own attempt number)."""
+    if attempt == 1:
+        raise ApplicationError("first attempt fails", non_retryable=True, category=ApplicationErrorCategory.BENIGN)  # BENIGN: not logged as a failure
+    return attempt
+
+
+@workflow.defn(name="benchSleep")
+class SleepWorkflow:
+    """``workflow.sleep(ms)``; returns the workflow time it took, in ms."""
+
+    @workflow.run
+    async def run(self, ms: int) -> float:
+        before = workflow.now()
+        await workflow.sleep(timedelta(milliseconds=ms))
+        return (workflow.now() - before).total_seconds() * 1000
+
+
+@workflow.defn(name="benchRetryAfterSleep")
+class RetryAfterSleepWorkflow:
+    """An activity that fails, ``workflow.sleep(ms)``, the activity again: a hand-written step retry."""
+
+    @workflow.run
+    async def run(self, ms: int) -> int:
+        attempt = 1
+        while True:
+            try:
+                return int(await workflow.execute_activity(fail_once, attempt, start_to_close_timeout=timedelta(seconds=30)))
+            except Exception:
+                attempt += 1
+                await workflow.sleep(timedelta(milliseconds=ms))
+
+
+WORKFLOWS = [SequentialWorkflow, FirstActivityWorkflow, WaiterWorkflow, SleepWorkflow, RetryAfterSleepWorkflow]
+ACTIVITIES = [noop, stamp, fail_once]

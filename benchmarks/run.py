@@ -36,6 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from datetime import UTC
 
 from baseline import ACTIVITIES, BASELINE_QUEUE, WORKFLOWS
+from timers import TIMER_DEFINITIONS
+from timers import measure as measure_timers
 
 from runtime_bootstrap._stack import Stack, open_stack
 from runtime_bootstrap.settings import AppSettings
@@ -301,6 +303,21 @@ class Bench:
         out[f"scale.loop_{iterations}_max_events_per_execution"] = float(longest)
         return out
 
+    # 8 -------------------------------------------------------------------------------------
+    async def timers(self) -> dict[str, float]:
+        """How late a ``time.wait`` (100 ms, 1 s) and a 10 ms retry backoff come, against ``workflow.sleep`` (benchmarks/timers.py)."""
+        from runtime_core.persistence import StepRow
+
+        async def launch(definition_id: str) -> tuple[str, str]:
+            launched = await self.stack.launcher.launch(TENANT, definition_id, {})
+            return launched.temporal_workflow_id, launched.run_id
+
+        async def step_ms(run_id: str) -> float:
+            async with self.stack.database.sessions() as session:
+                return float((await session.execute(select(StepRow.duration_ms).where(StepRow.run_id == run_id, StepRow.seq == 1))).scalar_one())
+
+        return await measure_timers(self.client, launch, step_ms, 5 if self.quick else 20)
+
 
 #: temporalio's default ``max_cached_workflows``, the same on both workers.
 WORKFLOW_CACHE = 1000
@@ -360,7 +377,7 @@ async def main(quick: bool, reps: int, only: set[str] | None = None, memory_side
     settings = AppSettings.from_env(env)
     samples: dict[str, list[float]] = {}
     async with open_stack(settings, registry=registry) as stack:
-        outcome = await publish_definitions(stack.database, registry, TENANT, DEFINITIONS)
+        outcome = await publish_definitions(stack.database, registry, TENANT, [*DEFINITIONS, *TIMER_DEFINITIONS])
         assert outcome.published, outcome.errors
         async with Worker(stack.client, task_queue=BASELINE_QUEUE, workflows=WORKFLOWS, activities=ACTIVITIES, workflow_runner=workflow_runner()):
             bench = Bench(stack, stack.client, quick)
@@ -368,7 +385,7 @@ async def main(quick: bool, reps: int, only: set[str] | None = None, memory_side
                 return {"kb": await bench.memory_side(memory_side)}
             pairs: list[tuple[str, Callable[[], Awaitable[dict[str, float]]]]] = [
                 ("1 throughput", bench.throughput), ("2 history", bench.history), ("3 launch", bench.launch_latency),
-                ("4 fan-out", bench.fanout), ("5 expressions", bench.expressions), ("6 memory", bench.memory), ("7 scale", bench.scale),
+                ("4 fan-out", bench.fanout), ("5 expressions", bench.expressions), ("6 memory", bench.memory), ("7 scale", bench.scale), ("8 timers", bench.timers),
             ]
             pairs = [(label, fn) for label, fn in pairs if only is None or label.split()[0] in only]
             for rep in range(reps):

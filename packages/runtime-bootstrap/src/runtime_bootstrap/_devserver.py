@@ -17,9 +17,21 @@ from runtime_core.worker import temporal_runtime
 
 __all__ = ["DevServer", "DevServerError", "find_temporal_binary", "free_port"]
 
-#: Dynamic config of the embedded server. The dev server's default transfer-queue poll rate (20/s)
-#: adds ~40 ms per server hop for a lone workflow; 1000 removes that latency.
-DYNAMIC_CONFIG = ("history.transferProcessorMaxPollRPS=1000",)
+#: Dynamic config of the embedded server (``KEY=JSON value``; a duration is a JSON string).
+#:
+#: * ``transferProcessorMaxPollRPS``: the default transfer-queue poll rate (20/s) adds ~40 ms per
+#:   server hop for a lone workflow; 1000 removes that latency.
+#: * ``timerProcessorMaxTimeShift``: every read of the timer queue moves the earliest fire time a
+#:   new timer can get to "now + this shift" (default 1 s); a timer due sooner is pushed there. So
+#:   a 100 ms ``time.wait`` or a 10 ms retry backoff waited ~1 s (docs/performance.md, Timers).
+#:   10 ms keeps timers on time (~2 ms late at the server) at the cost of more timer-queue reads.
+#: * ``timerProcessorMaxPollRPS``: the timer queue's own read rate (20/s default) then paces timers
+#:   that fire together (100 at once came ~140 ms late at the median); 1000 lifts it, as for transfers.
+DYNAMIC_CONFIG = (
+    "history.transferProcessorMaxPollRPS=1000",
+    'history.timerProcessorMaxTimeShift="10ms"',
+    "history.timerProcessorMaxPollRPS=1000",
+)
 
 
 class DevServerError(RuntimeError):
@@ -94,13 +106,9 @@ class DevServer:
         """The Web UI's URL, when served."""
         return f"http://127.0.0.1:{self.ui_port}" if self.ui and self.ui_port else None
 
-    async def start(self, timeout: float = 60.0) -> None:
-        """Start the server and wait until it answers.
-
-        Raises:
-            DevServerError: It exited or did not answer in time.
-        """
-        args = [find_temporal_binary(), "server", "start-dev", "--ip", "127.0.0.1", "--port", str(self.port), "--log-level", "warn"]
+    def command(self, binary: str | None = None) -> list[str]:
+        """The ``temporal server start-dev`` command line (``binary``: the CLI, found when omitted)."""
+        args = [binary or find_temporal_binary(), "server", "start-dev", "--ip", "127.0.0.1", "--port", str(self.port), "--log-level", "warn"]
         for ns in self.namespaces:
             args += ["--namespace", ns]
         for value in DYNAMIC_CONFIG:
@@ -111,6 +119,15 @@ class DevServer:
             args += ["--ui-port", str(self.ui_port)]
         else:
             args += ["--headless"]
+        return args
+
+    async def start(self, timeout: float = 60.0) -> None:
+        """Start the server and wait until it answers.
+
+        Raises:
+            DevServerError: It exited or did not answer in time.
+        """
+        args = self.command()
         out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
         self._proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = asyncio.get_running_loop().time() + timeout
