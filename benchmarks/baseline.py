@@ -36,6 +36,17 @@ class SequentialWorkflow:
         return steps
 
 
+@workflow.defn(name="benchSequentialLocal")
+class SequentialLocalWorkflow:
+    """N sequential local activities: the hand-written counterpart of short actions."""
+
+    @workflow.run
+    async def run(self, steps: int) -> int:
+        for i in range(steps):
+            await workflow.execute_local_activity(noop, {"i": i}, start_to_close_timeout=timedelta(seconds=30))
+        return steps
+
+
 @workflow.defn(name="benchFirstActivity")
 class FirstActivityWorkflow:
     """One activity that reports when it started."""
@@ -97,5 +108,5 @@ class RetryAfterSleepWorkflow:
                 await workflow.sleep(timedelta(milliseconds=ms))
 
 
-WORKFLOWS = [SequentialWorkflow, FirstActivityWorkflow, WaiterWorkflow, SleepWorkflow, RetryAfterSleepWorkflow]
+WORKFLOWS = [SequentialWorkflow, SequentialLocalWorkflow, FirstActivityWorkflow, WaiterWorkflow, SleepWorkflow, RetryAfterSleepWorkflow]
 ACTIVITIES = [noop, stamp, fail_once]

@@ -42,8 +42,10 @@ from timers import measure as measure_timers
 from runtime_bootstrap._stack import Stack, open_stack
 from runtime_bootstrap.settings import AppSettings
 from runtime_core.actions import ActionContext, ActionRegistry
+from runtime_core.contract import RunOptions
 from runtime_core.expressions import ExpressionEngine
 from runtime_core.ingress import EventIngress
+from runtime_core.launcher import Launcher
 from runtime_core.persistence import WaitRow
 from runtime_core.publishing import publish_definitions
 from runtime_core.worker import workflow_runner
@@ -95,17 +97,30 @@ class Bench:
 
     # 1 -------------------------------------------------------------------------------------
     async def throughput(self) -> dict[str, float]:
+        """n runs of 20 ``core.echo`` steps: short actions (local activities, the default), the same
+        as regular activities, and the hand-written workflow with regular and with local activities."""
         n = 10 if self.quick else 50
+        regular = Launcher(self.stack.client, self.stack.database, RunOptions())  # no short actions pinned
         t = time.perf_counter()
         ids = await asyncio.gather(*(self._ours("bench-actions") for _ in range(n)))
         await self._finish(list(ids))
         ours = n * 20 / (time.perf_counter() - t)
         t = time.perf_counter()
-        handles = await asyncio.gather(*(self.client.start_workflow("benchSequential", 20, id=f"seq-{uuid.uuid4().hex}", task_queue=BASELINE_QUEUE) for _ in range(n)))
+        regular_ids = [r.temporal_workflow_id for r in await asyncio.gather(*(regular.launch(TENANT, "bench-actions", {}) for _ in range(n)))]
+        await self._finish(regular_ids)
+        ours_regular = n * 20 / (time.perf_counter() - t)
+        base, base_id = await self._baseline_throughput("benchSequential", n)
+        base_local, _ = await self._baseline_throughput("benchSequentialLocal", n)
+        return {"throughput.ours_steps_per_s": ours, "throughput.ours_regular_steps_per_s": ours_regular,
+                "throughput.baseline_steps_per_s": base, "throughput.baseline_local_steps_per_s": base_local,
+                "throughput.ratio": ours / base, "throughput.ratio_vs_local_baseline": ours / base_local, "throughput.ratio_regular": ours_regular / base,
+                "throughput.ours_activity_ms": await self._activity_ms(regular_ids[0]), "throughput.baseline_activity_ms": await self._activity_ms(base_id)}
+
+    async def _baseline_throughput(self, workflow_type: str, n: int) -> tuple[float, str]:
+        t = time.perf_counter()
+        handles = await asyncio.gather(*(self.client.start_workflow(workflow_type, 20, id=f"seq-{uuid.uuid4().hex}", task_queue=BASELINE_QUEUE) for _ in range(n)))
         await asyncio.gather(*(h.result() for h in handles))
-        base = n * 20 / (time.perf_counter() - t)
-        return {"throughput.ours_steps_per_s": ours, "throughput.baseline_steps_per_s": base, "throughput.ratio": ours / base,
-                "throughput.ours_activity_ms": await self._activity_ms(ids[0]), "throughput.baseline_activity_ms": await self._activity_ms(handles[0].id)}
+        return n * 20 / (time.perf_counter() - t), handles[0].id
 
     async def _activity_ms(self, workflow_id: str) -> float:
         """Median started → completed time of the activities in one history: where the time goes."""
@@ -127,12 +142,17 @@ class Bench:
     async def history(self) -> dict[str, float]:
         empty = await self._run_events("bench-empty")
         actions = await self._run_events("bench-actions")
+        regular = Launcher(self.stack.client, self.stack.database, RunOptions())
+        regular_id = (await regular.launch(TENANT, "bench-actions", {})).temporal_workflow_id
+        await self._finish([regular_id])
+        regular_actions = await self._events(regular_id)
         controls = await self._run_events("bench-controls")
         base0 = await self._baseline_events(0)
         base20 = await self._baseline_events(20)
         per_action = (actions - empty) / 20
         base_per = (base20 - base0) / 20
-        return {"history.ours_events_per_action": per_action, "history.baseline_events_per_activity": base_per,
+        return {"history.ours_events_per_action": per_action, "history.ours_events_per_regular_action": (regular_actions - empty) / 20,
+                "history.baseline_events_per_activity": base_per,
                 "history.ours_events_per_control": (controls - empty) / 20, "history.action_extra_events": per_action - base_per}
 
     async def _run_events(self, workflow_id: str) -> int:
