@@ -47,7 +47,8 @@ def strict(value: Any) -> Any:
     if value is None:
         return ("null",)
     if isinstance(value, list):
-        return ("list", [strict(item) for item in value])
+        flags = tuple(getattr(value, flag, None) for flag in ("sequence", "cons", "keep_singleton", "outer_wrapper", "tuple_stream"))
+        return ("list", type(value).__name__, flags, [strict(item) for item in value])
     if isinstance(value, dict):
         return ("dict", [(key, strict(item)) for key, item in value.items()])
     return ("other", repr(value))
@@ -579,8 +580,9 @@ def _suite_cases() -> list[tuple[str, dict[str, Any], str]]:
 
 
 def test_suite_cases_the_fast_path_accepts() -> None:
-    """Every suite case whose expression compiles fast ends as through jsonata-python (and, when
-    the fast closure produced the value itself, as the suite expects where it states a result)."""
+    """Every suite case whose expression compiles fast ends through the fast path exactly as
+    through jsonata-python (whose results, not the suite's, are the reference: see
+    tests/test_jsonata_suite.py)."""
     if not (SUITE / "groups").is_dir():
         pytest.skip("../shared/jsonata-test-suite is not present")
     datasets = {p.stem: json.loads(p.read_text()) for p in (SUITE / "datasets").glob("*.json")}
@@ -603,8 +605,7 @@ def test_suite_cases_the_fast_path_accepts() -> None:
             continue
         if isinstance(data, dict) and fast_ran(compiled, data, bindings=kwargs["bindings"]):
             ran += 1
-            if "result" in case and fast[0] == "value" and json.dumps(case["result"], sort_keys=True) != json.dumps(compiled.evaluate(data, **kwargs), sort_keys=True):
-                # jsonata-python departs from JSONata here; the slow path agreed with us above
-                pass
     assert not mismatches, "\n".join(mismatches)
-    assert accepted >= 300 and ran >= 200, (accepted, ran)
+    # 1,686 cases: 428 compile fast, 263 of them run on the fast path (the rest have an array or
+    # scalar as input, or hit a fallback)
+    assert accepted >= 400 and ran >= 250, (accepted, ran)

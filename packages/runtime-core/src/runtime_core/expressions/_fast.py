@@ -145,7 +145,7 @@ def compile_fast(ast: Any) -> FastExpression | None:
         run = compiler.node(ast, 0)
     except _Unsupported:
         return None
-    except RecursionError:
+    except Exception:  # an AST shape nobody planned for: jsonata-python evaluates it
         return None
     return FastExpression(run, compiler.count, compiler.depth)
 
