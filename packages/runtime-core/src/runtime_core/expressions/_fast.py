@@ -230,6 +230,7 @@ def _run_step(step: Closure, stages: Sequence[Closure], inputs: Any, last: bool,
         if res is not None:
             result.append(res)
     if last and len(result) == 1 and isinstance(result[0], list) and not (isinstance(result[0], JList) and result[0].sequence):
+        st.work(len(result[0]))  # (jsonata-python charges every step's result, this array too)
         return result[0]
     seq = _sequence()
     for res in result:
@@ -268,6 +269,7 @@ def _name_step(key: str, stages: Sequence[Closure], inputs: Any, last: bool, st:
         else:
             seq.extend(res)
     if last and results == 1 and isinstance(first, list) and not (isinstance(first, JList) and first.sequence):
+        st.work(len(first))
         return first
     st.work(len(seq))
     return seq
@@ -387,7 +389,10 @@ def _concat(lhs: Any, rhs: Any, st: _State) -> str:
     if type(left) is not str or type(right) is not str:
         raise Fallback("string")
     result: str = left + right
-    st.built(len(result))
+    # jsonata-python also charges a non-string operand's size before turning it into a string:
+    # at most the length of that string
+    converted = (0 if lhs is None or type(lhs) is str else len(left)) + (0 if rhs is None or type(rhs) is str else len(right))
+    st.built(len(result) + converted)
     return result
 
 
@@ -677,7 +682,10 @@ class _Compiler:
                         return None
                     if value is None:
                         return _NULL
-                    if type(value) is list or not isinstance(value, list):
+                    if type(value) is list:
+                        st.work(len(value))
+                        return value
+                    if not isinstance(value, list):
                         return value
                     return _mangle(general(_sequence_of(x), 0, st))
                 if isinstance(x, list):
@@ -705,7 +713,10 @@ class _Compiler:
                     if value is None:
                         value = _NULL
                     if index == last:
-                        if type(value) is list or not isinstance(value, list):
+                        if type(value) is list:
+                            st.work(len(value))
+                            return value
+                        if not isinstance(value, list):
                             return value
                         return _mangle(general(_sequence_of(current), index, st))
                     if type(value) is dict:
