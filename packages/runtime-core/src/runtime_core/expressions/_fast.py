@@ -696,38 +696,37 @@ class _Compiler:
 
             return walk1, False
         if names is not None:
-            last = count - 1
+            walk_names = _walker(names, 0, general)
 
             def walk(x: Any, st: _State) -> Any:
-                if type(x) is not dict:
-                    if isinstance(x, list):
-                        return _mangle(general(x, 0, st))
-                    if x is None or x is _NULL or type(x) in (str, int, float, bool):
-                        return None
-                    raise Fallback("context")
-                current = x
-                for index, key in enumerate(names):
-                    value = current.get(key, _MISSING)
-                    if value is _MISSING:
-                        return None
-                    if value is None:
-                        value = _NULL
-                    if index == last:
-                        if type(value) is list:
-                            st.work(len(value))
-                            return value
-                        if not isinstance(value, list):
-                            return value
-                        return _mangle(general(_sequence_of(current), index, st))
-                    if type(value) is dict:
-                        current = value
-                        continue
-                    if isinstance(value, list):
-                        return _mangle(general(_sequence_of(current), index, st))
-                    return None  # a scalar or null: the next step finds nothing
-                return None  # pragma: no cover - the loop always returns
+                if type(x) is dict:
+                    return walk_names(x, st)
+                if isinstance(x, list):
+                    return _mangle(general(x, 0, st))
+                if x is None or x is _NULL or type(x) in (str, int, float, bool):
+                    return None
+                raise Fallback("context")
 
             return walk, False
+        first = steps[0]
+        if (
+            count > 1
+            and first.type == "variable"
+            and first.value in ("", "$")
+            and first.predicate is None
+            and all(s.type == "name" and s.stages is None and s.predicate is None and type(s.value) is str for s in steps[1:])
+        ):
+            # $.a.b / $$.a.b: the variable's value, then a walk through nested objects
+            walk_rest = _walker([s.value for s in steps[1:]], 1, general)
+            from_root = first.value == "$"
+
+            def rooted(x: Any, st: _State) -> Any:
+                start = st.root if from_root else x
+                if type(start) is dict:
+                    return walk_rest(start, st)
+                return _mangle(general(_sequence_of(x), 0, st))
+
+            return rooted, False
 
         def path(x: Any, st: _State) -> Any:
             inputs = x if isinstance(x, list) and not first_is_variable else _sequence_of(x)
@@ -910,6 +909,36 @@ class _Compiler:
             return result
 
         return call, False
+
+
+def _walker(names: list[str], offset: int, general: Callable[[Any, int, _State], Any]) -> Callable[[dict[str, Any], _State], Any]:
+    """The steps ``names`` (path steps ``offset`` onwards) from one object: nested ``get`` calls
+    while the values are objects, ``general`` (the step-by-step path) from the first array on."""
+    last = len(names) - 1
+
+    def walk(current: dict[str, Any], st: _State) -> Any:
+        for index, key in enumerate(names):
+            value = current.get(key, _MISSING)
+            if value is _MISSING:
+                return None
+            if value is None:
+                value = _NULL
+            if index == last:
+                if type(value) is list:
+                    st.work(len(value))  # (jsonata-python charges every step's result)
+                    return value
+                if not isinstance(value, list):
+                    return value
+                return _mangle(general(_sequence_of(current), index + offset, st))
+            if type(value) is dict:
+                current = value
+                continue
+            if isinstance(value, list):
+                return _mangle(general(_sequence_of(current), index + offset, st))
+            return None  # a scalar or null: the next step finds nothing
+        return None  # pragma: no cover - the loop always returns
+
+    return walk
 
 
 def _sequence_of(value: Any) -> Any:
