@@ -329,6 +329,23 @@ def test_non_dict_context_falls_back() -> None:
     assert compiled.evaluate(data) == compiled.evaluate_slow(data) == 3  # type: ignore[arg-type]
 
 
+def test_earlier_results_in_the_context() -> None:
+    """Results of earlier evaluations (jsonata-python's list classes, flagged) fed back as context."""
+    kept = {
+        source: CompiledExpression(source).evaluate(CTX)
+        for source in ("payload.items.price", "[1, 2]", "[[1], [2]]", "payload.nested.v", "[payload.items]", "payload.items[price > 1]", "payload.items.{'p': price}")
+    }
+    context = {"payload": CTX["payload"], "vars": {"kept": kept, "list": list(kept.values())}}
+    for source in (
+        "vars.kept", "vars.list", "vars.list.p", "vars.kept.*", "$count(vars.list)", "vars.list[$count($) > 1]",
+        "vars.kept.`payload.items.price`", "$sum(vars.kept.`payload.items.price`)", "[vars.list, vars.list]",
+        "vars.list.price", "vars.kept.`[[1], [2]]`", "vars.kept.`[[1], [2]]`[0]", "$string(vars.list)",
+    ):
+        compiled = CompiledExpression(source)
+        copy = {"payload": CTX["payload"], "vars": {"kept": dict(kept), "list": list(kept.values())}}
+        assert outcome(compiled, context, slow=False) == outcome(compiled, copy, slow=True), source
+
+
 def test_compile_fast_rejects_deep_expressions() -> None:
     """Expressions nested deeper than the fast depth limit stay on jsonata-python."""
     deep = "(" * 60 + "1" + ")" * 60

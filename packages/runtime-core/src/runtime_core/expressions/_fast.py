@@ -255,6 +255,8 @@ def _name_step(key: str, stages: Sequence[Closure], inputs: Any, last: bool, st:
                 res = None
             elif res is None:
                 res = _NULL
+            elif type(res) is JList:  # (a result of an earlier evaluation, kept in the context)
+                res = _mangle(res)
         else:
             res = _mangle(_lookup(inp, key, st))
         for stage in stages:
