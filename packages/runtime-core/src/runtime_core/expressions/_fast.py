@@ -932,7 +932,7 @@ def _walker(names: list[str], offset: int, general: Callable[[Any, int, _State],
                 if not isinstance(value, list):
                     return value
                 return _mangle(general(_sequence_of(current), index + offset, st))
-            if type(value) is dict:
+            if isinstance(value, dict):
                 current = value
                 continue
             if isinstance(value, list):
