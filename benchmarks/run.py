@@ -246,6 +246,13 @@ class Bench:
 
     # 5 -------------------------------------------------------------------------------------
     async def expressions(self) -> dict[str, float]:
+        """Expression evaluation against plain Python, through both paths of the engine.
+
+        ``expr.<case>_small_us``/``_large_us`` go through ``ExpressionEngine.evaluate`` (the fast
+        closure when the expression has one, else jsonata-python); ``_fast_us`` is that path on the
+        small context, ``_jsonata_us`` the same expression through jsonata-python alone
+        (``evaluate_slow``), ``_fast_path`` 1 when the expression compiled to a fast closure.
+        """
         engine = ExpressionEngine()
         small = {"payload": {"amount": 150, "name": "ada", "items": [{"price": i} for i in range(100)]}, "vars": {}, "meta": {}}
         large = {**small, "vars": {"big": [{"n": i, "tags": ["a", "b"]} for i in range(1000)]}}
@@ -254,16 +261,27 @@ class Bench:
             "concat": ("payload.name & '!'", lambda c: c["payload"]["name"] + "!"),
             "sum100": ("$sum(payload.items.price)", lambda c: sum(i["price"] for i in c["payload"]["items"])),
             "filter": ("payload.items[price > 90].price", lambda c: [i["price"] for i in c["payload"]["items"] if i["price"] > 90]),
+            "filter100": ("payload.items[price >= 0]", lambda c: [i for i in c["payload"]["items"] if i["price"] >= 0]),
+            "sort": ("payload.items^(>price)[0].price", lambda c: max(i["price"] for i in c["payload"]["items"])),  # no fast closure
         }
         out: dict[str, float] = {}
         loops = 200 if self.quick else 1000
         for name, (expr, python) in cases.items():
+            compiled = engine.compile(expr)
             for label, ctx in (("small", small), ("large", large)):
                 engine.evaluate(expr, ctx)
                 t = time.perf_counter()
                 for _ in range(loops):
                     engine.evaluate(expr, ctx)
                 out[f"expr.{name}_{label}_us"] = (time.perf_counter() - t) / loops * 1e6
+            out[f"expr.{name}_fast_us"] = out[f"expr.{name}_small_us"]
+            out[f"expr.{name}_fast_path"] = 1.0 if compiled.fast else 0.0
+            slow_loops = max(20, loops // 5)
+            compiled.evaluate_slow(small)
+            t = time.perf_counter()
+            for _ in range(slow_loops):
+                compiled.evaluate_slow(small)
+            out[f"expr.{name}_jsonata_us"] = (time.perf_counter() - t) / slow_loops * 1e6
             t = time.perf_counter()
             for _ in range(loops * 10):
                 python(small)

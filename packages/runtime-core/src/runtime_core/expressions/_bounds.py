@@ -200,23 +200,34 @@ def finish_result(result: Any, budget: Budget) -> Any:
         return None
     if not isinstance(result, (list, dict)):
         return result
+    # (counted in a local and written back: the same counts and the same error as charging each
+    # node through Budget.charge, about twice as fast on results of many small objects)
+    size = budget.size
+    limit = budget.max_size
+    range_list = Utils.RangeList
     stack: list[Any] = [result]
-    what = "the expression's result"
-    while stack:
-        node = stack.pop()
-        budget.charge(len(node), what)
-        if isinstance(node, dict):
-            for key, item in node.items():
-                if item is null:
-                    node[key] = None
-                elif isinstance(item, (list, dict)):
-                    stack.append(item)
-        elif isinstance(node, Utils.RangeList):
-            continue  # lazily generated integers: nothing to convert
-        else:
-            for index, item in enumerate(node):
-                if item is null:
-                    node[index] = None
-                elif isinstance(item, (list, dict)):
-                    stack.append(item)
+    pop = stack.pop
+    push = stack.append
+    try:
+        while stack:
+            node = pop()
+            size += len(node)
+            if size > limit:
+                raise BudgetExceeded("size", limit, "the expression's result")
+            if isinstance(node, dict):
+                for key, item in node.items():
+                    if item is null:
+                        node[key] = None
+                    elif isinstance(item, (list, dict)):
+                        push(item)
+            elif isinstance(node, range_list):
+                continue  # lazily generated integers: nothing to convert
+            else:
+                for index, item in enumerate(node):
+                    if item is null:
+                        node[index] = None
+                    elif isinstance(item, (list, dict)):
+                        push(item)
+    finally:
+        budget.size = size
     return result

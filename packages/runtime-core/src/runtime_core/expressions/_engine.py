@@ -14,6 +14,9 @@ Facts about jsonata-python 0.7.1 that shape this module:
 * Regex literals are compiled with RE2 (``_regex``), which matches in linear time.
 * ``$now()``, ``$millis()``, ``$random()`` and ``$shuffle()`` read the per-thread clock that the
   interpreter binds to Temporal's deterministic time and seeded random (``_clock``).
+* Common shapes (paths, comparisons, arithmetic, filters, a few aggregate functions) also get a
+  fast closure (``_fast``) compiled once from the same AST; each evaluation tries it first and
+  falls back to jsonata-python for anything it does not handle exactly, including every error.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import Any, Final
 
 from jsonata import jexception
 from jsonata.jsonata import Jsonata
+from jsonata.utils import Utils
 
 from runtime_core.errors import RunError, RuntimeErrorInfo
 from runtime_core.expressions._bounded import BoundedJsonata
@@ -39,6 +43,7 @@ from runtime_core.expressions._bounds import (
     finish_result,
 )
 from runtime_core.expressions._clock import ExpressionClock, format_instant, millis, now, random, use_clock
+from runtime_core.expressions._fast import FastExpression, compile_fast
 from runtime_core.expressions._regex import RegexUnsupported
 
 __all__ = [
@@ -74,6 +79,8 @@ _BOUND_ADVICE: Final = {
 
 
 _local = threading.local()
+
+_NULL: Final = Utils.NULL_VALUE
 
 
 def _shown(source: str, limit: int = 200) -> str:
@@ -120,7 +127,7 @@ class ExpressionBudgetExceeded(RuntimeError):
 class CompiledExpression:
     """A parsed JSONata expression, reusable across evaluations (on one thread)."""
 
-    __slots__ = ("_ast", "source")
+    __slots__ = ("_ast", "_fast", "source")
 
     def __init__(self, source: str) -> None:
         """Parse ``source``.
@@ -147,6 +154,12 @@ class CompiledExpression:
         ast.register_lambda("millis", millis)
         ast.register_lambda("random", random)
         self._ast = ast
+        self._fast: FastExpression | None = compile_fast(ast.ast)
+
+    @property
+    def fast(self) -> bool:
+        """Whether the fast path (``_fast``) compiled this expression."""
+        return self._fast is not None
 
     def evaluate(
         self,
@@ -160,10 +173,46 @@ class CompiledExpression:
     ) -> Any:
         """Evaluate against ``context`` with a fresh budget (``bindings``: extra ``$variables``).
 
+        The fast closure runs first when there is one and the depth budget leaves room for it; it
+        gives up (and jsonata-python evaluates) on any error, unhandled value or bound.
+
         Raises:
             RunError: ``ExpressionError`` for any failure of the expression itself, including an
                 exceeded budget (``code`` :data:`BUDGET_CODE`).
             ExpressionBudgetExceeded: The wall-clock backstop fired.
+        """
+        fast = self._fast
+        if fast is not None and 2 * fast.depth <= max_depth:
+            try:
+                result = fast.run(context, bindings, max_steps, max_size)
+            except Exception:
+                pass
+            else:
+                if result is None or not isinstance(result, (list, dict)):
+                    return None if result is _NULL else result
+                try:
+                    return finish_result(result, Budget(max_steps, max_depth, max_size // 2, timeout_ms))
+                except BudgetExceeded:
+                    pass
+        return self.evaluate_slow(
+            context, max_depth=max_depth, timeout_ms=timeout_ms, max_steps=max_steps, max_size=max_size, bindings=bindings
+        )
+
+    def evaluate_slow(
+        self,
+        context: dict[str, Any],
+        *,
+        max_depth: int = DEFAULT_MAX_DEPTH,
+        timeout_ms: int = DEFAULT_TIMEOUT_MS,
+        max_steps: int = DEFAULT_MAX_STEPS,
+        max_size: int = DEFAULT_MAX_SIZE,
+        bindings: dict[str, Any] | None = None,
+    ) -> Any:
+        """Evaluate with jsonata-python only (the reference; :meth:`evaluate` without the fast path).
+
+        Raises:
+            RunError: As :meth:`evaluate`.
+            ExpressionBudgetExceeded: As :meth:`evaluate`.
         """
         ast = self._ast
         budget = Budget(max_steps, max_depth, max_size, timeout_ms)
