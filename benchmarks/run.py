@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from datetime import UTC
 
 from baseline import ACTIVITIES, BASELINE_QUEUE, WORKFLOWS
+from postgres_pair import measure as measure_postgres
 from timers import TIMER_DEFINITIONS
 from timers import measure as measure_timers
 
@@ -357,6 +358,12 @@ class Bench:
         return await measure_timers(self.client, launch, step_ms, 5 if self.quick else 20)
 
 
+    # 9 -------------------------------------------------------------------------------------
+    async def postgres(self) -> dict[str, float]:
+        """Action throughput on PostgreSQL, two worker processes a side (benchmarks/postgres_pair.py)."""
+        return await measure_postgres(10 if self.quick else 50)
+
+
 #: temporalio's default ``max_cached_workflows``, the same on both workers.
 WORKFLOW_CACHE = 1000
 
@@ -424,8 +431,10 @@ async def main(quick: bool, reps: int, only: set[str] | None = None, memory_side
             pairs: list[tuple[str, Callable[[], Awaitable[dict[str, float]]]]] = [
                 ("1 throughput", bench.throughput), ("2 history", bench.history), ("3 launch", bench.launch_latency),
                 ("4 fan-out", bench.fanout), ("5 expressions", bench.expressions), ("6 memory", bench.memory), ("7 scale", bench.scale), ("8 timers", bench.timers),
+                ("9 postgres", bench.postgres),
             ]
-            pairs = [(label, fn) for label, fn in pairs if only is None or label.split()[0] in only]
+            # pair 9 starts a PostgreSQL cluster and four processes: full runs and --only 9
+            pairs = [(label, fn) for label, fn in pairs if (label.split()[0] in only if only is not None else not (quick and label.startswith("9")))]
             for rep in range(reps):
                 for label, fn in pairs:
                     started = time.perf_counter()
