@@ -35,6 +35,7 @@ from runtime_core.readmodel import run_view
 from runtime_core.worker import foreign_pollers
 
 from .conftest import isolated_namespace
+from .test_workers import _start
 
 BIN = Path(sys.executable).parent
 #: The worker processes run this checkout's sources (the venv may hold another one).
@@ -55,19 +56,6 @@ def _env(server: DevServer, namespace: str, db_url: str, **extra: str) -> dict[s
     env["PYTHONPATH"] = SOURCES + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env.update(WFR_TEMPORAL_ADDRESS=server.address, WFR_TEMPORAL_NAMESPACE=namespace, WFR_DATABASE_URL=db_url, WFR_LOG_LEVEL="INFO", **extra)
     return env
-
-
-async def _start(command: str, env: dict[str, str], ready: str, log: Path, *args: str) -> subprocess.Popen[bytes]:
-    out = log.open("wb")
-    proc = subprocess.Popen([str(BIN / command), *args], env=env, stdout=out, stderr=subprocess.STDOUT)
-    for _ in range(300):
-        if ready in log.read_text():
-            return proc
-        if proc.poll() is not None:
-            raise AssertionError(f"{command} exited {proc.returncode}: {log.read_text()}")
-        await asyncio.sleep(0.1)
-    proc.kill()
-    raise AssertionError(f"{command} never logged {ready!r}: {log.read_text()}")
 
 
 async def _wait(proc: subprocess.Popen[bytes], timeout: float) -> int:

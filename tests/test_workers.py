@@ -23,9 +23,10 @@ from runtime_core.readmodel import run_view
 BIN = Path(sys.executable).parent
 
 
-async def _start(command: str, env: dict[str, str], ready: str, log: Path) -> subprocess.Popen[bytes]:
+async def _start(command: str, env: dict[str, str], ready: str, log: Path, *args: str) -> subprocess.Popen[bytes]:
+    """Start console script ``command`` (with ``args``) and wait until its log shows ``ready``."""
     out = log.open("wb")
-    proc = subprocess.Popen([str(BIN / command)], env=env, stdout=out, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen([str(BIN / command), *args], env=env, stdout=out, stderr=subprocess.STDOUT)
     for _ in range(300):
         if ready in log.read_text():
             return proc

@@ -45,6 +45,7 @@ __all__ = [
     "WorkerProcess",
     "assert_read_model_matches_temporal",
     "data_store",
+    "domain_worker_process",
     "launch_many",
     "ledger_duplicates",
     "ledger_rows_by_run",
@@ -64,6 +65,8 @@ ROOT = Path(__file__).resolve().parents[2]
 NAMESPACE = "wfr-reliability"
 #: What workflow-worker logs once it is about to poll.
 READY = "polling task queue workflow-runtime-v2"
+#: What domain-worker logs once it is about to poll.
+DOMAIN_READY = "polling domain task queue"
 RESULTS_ENV = "WFR_RELIABILITY_RESULTS"
 TERMINAL = frozenset({"SUCCEEDED", "FAILED", "CANCELED"})
 #: Temporal's status of an execution -> the read-model statuses that agree with it.
@@ -148,6 +151,11 @@ def worker_env(temporal: TemporalServer, database_url: str, **extra: str) -> dic
     env.update(WFR_TEMPORAL_ADDRESS=temporal.address, WFR_TEMPORAL_NAMESPACE=NAMESPACE, WFR_DATABASE_URL=database_url, WFR_LOG_LEVEL="INFO")
     env.update(extra)
     return env
+
+
+def domain_worker_process(name: str, env: dict[str, str], log: Path) -> WorkerProcess:
+    """A ``domain-worker`` process (the console script), ready once it polls the domain queue."""
+    return WorkerProcess(name, env, log, command=[str(BIN / "domain-worker")], ready=DOMAIN_READY)
 
 
 class WorkerProcess:

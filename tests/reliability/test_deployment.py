@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import subprocess
 import time
 import uuid
@@ -42,6 +43,7 @@ from .harness import (
     WorkerProcess,
     assert_read_model_matches_temporal,
     data_store,
+    domain_worker_process,
     ledger_duplicates,
     ledger_rows_by_run,
     run_rows,
@@ -58,7 +60,7 @@ RECOVERY_LIMIT_S = 240
 
 
 def _if(step_id: str, kinds: list[str], then: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"id": step_id, "type": "control.if", "condition": {"$expr": f"payload.kind in {kinds!r}".replace("'", '"')}, "then": then}
+    return {"id": step_id, "type": "control.if", "condition": {"$expr": f"payload.kind in {json.dumps(kinds)}"}, "then": then}
 
 
 DEFINITION: dict[str, Any] = {
@@ -144,8 +146,7 @@ async def test_deployment_survives_a_worker_kill_and_a_temporal_restart(
                                    "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics" / name)}, tmp_path / f"{name}.log")
         for name in ("w1", "w2")
     }
-    domain = WorkerProcess("domain", {**base, "WFR_METRICS_PORT": str(ports["domain"]), "WFR_HEALTH_PORT": str(health["domain"])}, tmp_path / "domain.log",
-                           command=[str(BIN / "domain-worker")], ready="polling domain task queue")
+    domain = domain_worker_process("domain", {**base, "WFR_METRICS_PORT": str(ports["domain"]), "WFR_HEALTH_PORT": str(health["domain"])}, tmp_path / "domain.log")
     processes = [api, *workers.values(), domain]
     database = Database(db_url)
     try:

@@ -7,7 +7,6 @@ when the domain worker dies; after a restart the fire is retried and has made ex
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -23,41 +22,19 @@ from runtime_core.persistence import Database, RunRow, upgrade
 from runtime_core.publishing import publish_definitions
 from runtime_core.schedules import reconcile_schedules, schedule_id
 
-from .harness import BIN, SqliteLockHolder, TemporalServer, WorkerProcess, wait_for_runs, worker_env
+from .harness import SqliteLockHolder, TemporalServer, WorkerProcess, domain_worker_process, wait_for_runs, worker_env
 
-DOMAIN_READY = "polling domain task queue"
 #: The launch activity's start-to-close timeout (a killed attempt is retried after it) plus slack.
 RECOVERY_LIMIT_S = 75
 
 
-class DomainWorkerProcess(WorkerProcess):
-    """A ``domain-worker`` process (the harness's WorkerProcess runs ``workflow-worker``)."""
-
-    async def start(self, timeout: float = 90) -> float:
-        """Start the process and wait until it polls the domain queue; the seconds that took."""
-        assert not self.alive, f"{self.name} is already running"
-        began = time.monotonic()
-        offset = self.log.stat().st_size if self.log.exists() else 0
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen([str(BIN / "domain-worker")], env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        while time.monotonic() - began < timeout:
-            if DOMAIN_READY in self.log_text(offset):
-                self.starts += 1
-                return time.monotonic() - began
-            if self.proc.poll() is not None:
-                raise AssertionError(f"{self.name} exited {self.proc.returncode}:\n{self.log_text(offset)}")
-            await asyncio.sleep(0.1)
-        self.proc.kill()
-        raise AssertionError(f"{self.name} never logged {DOMAIN_READY!r} within {timeout:.0f}s:\n{self.log_text(offset)}")
-
-
 @pytest.fixture
-async def domain_worker(temporal: TemporalServer, tmp_path: Path) -> AsyncIterator[Callable[[str], DomainWorkerProcess]]:
+async def domain_worker(temporal: TemporalServer, tmp_path: Path) -> AsyncIterator[Callable[[str], WorkerProcess]]:
     """Make (not start) a domain-worker process for a database; stopped at the end of the test."""
-    made: list[DomainWorkerProcess] = []
+    made: list[WorkerProcess] = []
 
-    def make(database_url: str) -> DomainWorkerProcess:
-        worker = DomainWorkerProcess("domain", worker_env(temporal, database_url), tmp_path / "domain.log")
+    def make(database_url: str) -> WorkerProcess:
+        worker = domain_worker_process("domain", worker_env(temporal, database_url), tmp_path / "domain.log")
         made.append(worker)
         return worker
 
@@ -69,7 +46,7 @@ async def domain_worker(temporal: TemporalServer, tmp_path: Path) -> AsyncIterat
 
 
 async def test_domain_worker_killed_mid_launch_makes_exactly_one_run(
-    temporal: TemporalServer, spawn_worker: Callable[..., Awaitable[WorkerProcess]], domain_worker: Callable[[str], DomainWorkerProcess],
+    temporal: TemporalServer, spawn_worker: Callable[..., Awaitable[WorkerProcess]], domain_worker: Callable[[str], WorkerProcess],
     tmp_path: Path, tenant: str, figures: dict[str, Any],
 ) -> None:
     """SIGKILL the domain worker while its fire's launch waits on the database, restart it: one run, triggered by the fire."""
