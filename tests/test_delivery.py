@@ -22,7 +22,7 @@ from runtime_bootstrap._devserver import DevServer
 from runtime_bootstrap._stack import Stack
 from runtime_core.delivery import Dispatcher, delivering
 from runtime_core.ingress import EventIngress, IngressError
-from runtime_core.persistence import EventDelivery, RunRow, RuntimeEvent, WaitRow
+from runtime_core.persistence import EventDelivery, RunRow, RuntimeEvent, WaitRow, utcnow
 from runtime_core.publishing import publish_definitions
 from runtime_core.readmodel import run_view
 from runtime_core.worker import temporal_runtime
@@ -241,3 +241,29 @@ async def test_a_delivery_to_an_ended_run_is_skipped(backend: str, temporal_serv
         assert sent.signalled == [] and sent.failed == []
         (row,) = await _deliveries(stack, tenant)
         assert row.status == "SKIPPED" and row.attempts == 1 and row.last_error == "the run had already ended"
+
+
+async def test_a_delivery_whose_outcome_was_lost_is_recorded_delivered_not_skipped(backend: str, temporal_server: DevServer, tmp_path: Path) -> None:
+    """A dispatcher killed between the signal and recording it leaves the delivery PENDING; once
+    the run has ended, the retry finds the run received the event: DELIVERED, not SKIPPED.
+
+    Found by the deployment test (tests/reliability/test_deployment.py): before the fix the retry
+    recorded a delivered event as skipped ("the run had already ended").
+    """
+    async with _stack(backend, temporal_server, tmp_path) as stack:
+        tenant = _tenant()
+        await _publish(stack, tenant, _waiter("lost"))
+        run = await stack.launcher.launch(tenant, "lost", {"key": "k"})
+        await _wait_open(stack, [run.run_id])
+        async with delivering(stack.client, stack.database, poll_interval=0.1):
+            sent = await EventIngress(stack.database).send(tenant, "paid", "k", {"amount": 3})
+        assert sent.signalled == [run.run_id]
+        assert (await _finish(stack, run.run_id))["status"] == "SUCCEEDED"
+        async with stack.database.sessions.begin() as session:  # as if its dispatcher died before recording the outcome
+            await session.execute(EventDelivery.__table__.update().where(EventDelivery.tenant == tenant).values(
+                status="PENDING", delivered_at=None, claimed_by="dead", claimed_until=utcnow() - timedelta(seconds=1), next_attempt_at=utcnow()))
+        assert await Dispatcher(stack.client, stack.database).run_once()
+        (row,) = await _deliveries(stack, tenant)
+        assert row.status == "DELIVERED" and row.run_id == run.run_id and row.delivered_at is not None and row.last_error is None
+        assert await _counter(stack, tenant, "resumed-k") == 1
+

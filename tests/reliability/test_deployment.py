@@ -241,6 +241,18 @@ async def _run_the_load(
             over = time.monotonic()
             await _until(all_ended, RECOVERY_LIMIT_S, f"runs still open {RECOVERY_LIMIT_S}s after the faults")
             figures["lastRunEndedSecondsAfterFaults"] = round(time.monotonic() - over, 1)
+
+            async def deliveries_settled() -> bool:
+                # a delivery whose dispatcher was killed between its signal and its record stays
+                # PENDING until its lease (60 s) ends; then another dispatcher records its outcome
+                async with database.sessions() as session:
+                    pending = (await session.execute(select(func.count()).select_from(EventDelivery).where(
+                        EventDelivery.tenant == tenant, EventDelivery.status == "PENDING"))).scalar_one()
+                return pending == 0
+
+            settling = time.monotonic()
+            await _until(deliveries_settled, 120, "deliveries still PENDING")
+            figures["deliveriesSettledSecondsAfterLastRun"] = round(time.monotonic() - settling, 1)
         finally:
             responder.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -433,9 +433,21 @@ class Dispatcher:
             await handle.signal(EVENT_SIGNAL, signal)
         except RPCError as err:
             if err.status == RPCStatusCode.NOT_FOUND and await self._run_ended(item.target):
+                if await self._run_received(item.tenant, item.target, item.event_id):
+                    # an earlier attempt's signal resumed the run, and its outcome was lost with
+                    # its dispatcher (a worker killed between the signal and the record)
+                    return "DELIVERED", item.target
                 return "SKIPPED", item.target  # the run ended since its wait was projected
             raise
         return "DELIVERED", item.target
+
+    async def _run_received(self, tenant: str, run_id: str, event_id: str) -> bool:
+        """Whether an event wait of the run was resolved by ``event_id`` (its read-model row says so)."""
+        query = select(_WAITS.c.resolution).where(
+            _WAITS.c.tenant == tenant, _WAITS.c.run_id == run_id, _WAITS.c.wait_type == "event", _WAITS.c.status == "RESOLVED")
+        async with self.database.engine.connect() as conn:
+            resolutions = (await conn.execute(query)).scalars().all()
+        return any(isinstance(r, dict) and r.get("eventId") == event_id for r in resolutions)
 
     async def _run_ended(self, run_id: str) -> bool:
         """Whether a run that could not be signalled has ended (Temporal's word first, then the read model's)."""
