@@ -17,7 +17,7 @@ from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from runtime_core import metrics, tracing
 from runtime_core.actions import ActionContext, ActionFailure, ActionRegistry
-from runtime_core.activities._projections import apply_projections, parse_instant
+from runtime_core.activities._projections import apply_projections, parse_instant, projection_statements
 from runtime_core.contract import (
     ACTION_ACTIVITY,
     FINALIZE_ACTIVITY,
@@ -31,7 +31,7 @@ from runtime_core.contract import (
     ProjectRequest,
 )
 from runtime_core.logs import log_context
-from runtime_core.persistence import ActionInvocation, Database, RunRow, RuntimeEvent, TaskDefinition, TaskRow, WaitRow, utcnow
+from runtime_core.persistence import ActionInvocation, Database, RunRow, RuntimeEvent, Statement, TaskDefinition, TaskRow, WaitRow, utcnow
 from runtime_core.persistence._upsert import insert_for, table_of
 from runtime_core.secrets import EnvSecretProvider, SecretNotFound, SecretProvider, redact, resolve_secrets, scrub, scrub_text
 from runtime_core.values import ValueProblem, check_value, safe_text
@@ -160,7 +160,7 @@ class RuntimeActivities:
         return [self.run_action, self.open_wait, self.project, self.finalize]
 
     @activity.defn(name=ACTION_ACTIVITY)
-    async def run_action(self, req: ActionRequest) -> ActionResult:
+    async def run_action(self, request: Any) -> ActionResult:
         """Run one attempt of an ``action.call`` step, exactly once per idempotency key.
 
         A fast action costs one transaction: the buffered projections, the action's own writes,
@@ -177,7 +177,11 @@ class RuntimeActivities:
         line logged during the attempt (the handler's own included) carries its tenant, run id,
         step path, action id and attempt, and never a secret value it resolved. With tracing on,
         the attempt is the span ``wfr.action <action id>`` (:func:`runtime_core.tracing.action_span`).
+
+        ``request`` is an :class:`ActionRequest` or its JSON object: it is typed ``Any`` so that
+        the SDK hands over the JSON as it is and :meth:`ActionRequest.from_json` decodes it.
         """
+        req = ActionRequest.from_json(request)
         used: list[str] = []
         with (
             log_context(tenant=req.tenant, runId=req.run_id, stepPath=req.step_path, actionId=req.action_id, attempt=req.attempt, _secrets=used),
@@ -208,15 +212,12 @@ class RuntimeActivities:
                         return _replayed(req, recorded[0])
                 else:
                     # no connection is held while the handler runs (a slow call, a sleep)
-                    async with self.database.engine.connect() as conn:
-                        recorded = (await conn.execute(_LEDGER_LOOKUP, {"p_tenant": req.tenant, "p_key": req.idempotency_key})).first()
+                    recorded = await self.database.first(_LEDGER_LOOKUP, {"p_tenant": req.tenant, "p_key": req.idempotency_key})
                     if recorded is not None:
-                        async with self.database.engine.begin() as conn:
-                            await apply_projections(conn, req.tenant, req.run_id, _rows(req, "SUCCEEDED", started))
+                        await self.database.write(self._rows_statements(req, _rows(req, "SUCCEEDED", started)))
                         return _replayed(req, recorded[0])
                     output = await self._invoke(req, _NO_CONNECTION, used)
-                    async with self.database.engine.begin() as conn:
-                        await self._record(conn, req, output, started)
+                    await self.database.write(self._record_statements(req, output, started))
             finally:
                 if progress is not None:
                     await progress.settle()
@@ -259,18 +260,22 @@ class RuntimeActivities:
             await self.on_committed(req)
         return ActionResult(output=output)
 
-    @staticmethod
-    async def _record(conn: AsyncConnection, req: ActionRequest, output: Any, started: Any) -> None:
+    async def _record(self, conn: AsyncConnection, req: ActionRequest, output: Any, started: Any) -> None:
+        """Write :meth:`_record_statements` on the action's own connection."""
+        for statement, parameters in self._record_statements(req, output, started):
+            await conn.execute(statement, parameters)
+
+    def _record_statements(self, req: ActionRequest, output: Any, started: Any) -> list[Statement]:
         """The attempt's ledger row and its SUCCEEDED step row (with the buffered rows before it)."""
-        await conn.execute(
-            _LEDGER_INSERT,
-            {
-                "tenant": req.tenant, "idempotency_key": req.idempotency_key, "run_id": req.run_id, "step_seq": req.seq,
-                "step_path": req.step_path, "action_id": req.action_id, "action_version": req.action_version, "attempt": req.attempt,
-                "mocked": req.mock is not None, "input": redact(req.input), "output": output, "created_at": utcnow(),
-            },
-        )
-        await apply_projections(conn, req.tenant, req.run_id, _rows(req, "SUCCEEDED", started))
+        ledger = {
+            "tenant": req.tenant, "idempotency_key": req.idempotency_key, "run_id": req.run_id, "step_seq": req.seq,
+            "step_path": req.step_path, "action_id": req.action_id, "action_version": req.action_version, "attempt": req.attempt,
+            "mocked": req.mock is not None, "input": redact(req.input), "output": output, "created_at": utcnow(),
+        }
+        return [(_LEDGER_INSERT, ledger), *self._rows_statements(req, _rows(req, "SUCCEEDED", started))]
+
+    def _rows_statements(self, req: ActionRequest, rows: list[dict[str, Any]]) -> list[Statement]:
+        return projection_statements(self.database.dialect, req.tenant, req.run_id, rows)
 
     async def _invoke(self, req: ActionRequest, conn: AsyncConnection, used: list[str]) -> Any:
         """The action's output (or its mock's), secrets scrubbed, checked storable.
@@ -312,8 +317,7 @@ class RuntimeActivities:
         return output
 
     async def _finish_step(self, req: ActionRequest, status: str, started: Any, error: dict[str, Any] | None = None) -> None:
-        async with self.database.engine.begin() as conn:
-            await apply_projections(conn, req.tenant, req.run_id, _rows(req, status, started, error))
+        await self.database.write(self._rows_statements(req, _rows(req, status, started, error)))
 
     async def _fail(self, req: ActionRequest, started: Any, category: str, message: str, used: list[str], *,
                     code: str | None = None, details: dict[str, Any] | None = None) -> ApplicationError:
@@ -405,8 +409,7 @@ class RuntimeActivities:
     async def project(self, req: ProjectRequest) -> None:
         """Write buffered projection rows (used before the run blocks)."""
         try:
-            async with self.database.engine.begin() as conn:
-                await apply_projections(conn, req.tenant, req.run_id, req.projections)
+            await self.database.write(projection_statements(self.database.dialect, req.tenant, req.run_id, req.projections))
         except (ApplicationError, asyncio.CancelledError):
             raise
         except Exception as err:

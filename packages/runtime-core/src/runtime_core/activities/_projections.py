@@ -15,11 +15,11 @@ from typing import Any
 from sqlalchemy import and_, bindparam, func, insert, literal_column, or_, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from runtime_core.persistence import RunRow, RunSnapshot, StepRow, TaskRow, WaitRow, utcnow
+from runtime_core.persistence import RunRow, RunSnapshot, Statement, StepRow, TaskRow, WaitRow, utcnow
 from runtime_core.persistence._upsert import dialect_of, greatest, insert_for, table_of
 from runtime_core.secrets import redact
 
-__all__ = ["TERMINAL", "apply_projections", "parse_instant"]
+__all__ = ["TERMINAL", "apply_projections", "parse_instant", "projection_statements"]
 
 TERMINAL = frozenset({"SUCCEEDED", "FAILED", "CANCELED"})
 _STEPS = table_of(StepRow)
@@ -42,10 +42,20 @@ async def apply_projections(session: AsyncSession | AsyncConnection, tenant: str
     Activity retries may re-deliver rows, so every write is idempotent: steps and waits are
     keyed by ``(run_id, seq)``, a child's run row by its id.
     """
+    for statement, parameters in projection_statements(dialect_of(session), tenant, run_id, rows):
+        await session.execute(statement, parameters)
+
+
+def projection_statements(dialect: str, tenant: str, run_id: str, rows: list[dict[str, Any]]) -> list[Statement]:
+    """The statements :func:`apply_projections` executes for ``rows``, in order.
+
+    Built once and run by whoever holds the transaction: an async connection, or
+    :meth:`runtime_core.persistence.Database.write` (one thread hand-off on SQLite).
+    """
     if not rows:
-        return
-    dialect = dialect_of(session)
+        return []
     now = utcnow()
+    out: list[Statement] = []
     steps: dict[int, dict[str, Any]] = {}
     snapshots: list[dict[str, Any]] = []
     for data in rows:
@@ -53,25 +63,24 @@ async def apply_projections(session: AsyncSession | AsyncConnection, tenant: str
         if kind == "step":
             _merge_step(steps, data)
         elif kind == "run-create":
-            await session.execute(_create_run(dialect), _run_values(tenant, data, now))
+            out.append((_create_run(dialect), _run_values(tenant, data, now)))
         elif kind == "snapshot":
             snapshots.append({"tenant": tenant, "run_id": run_id, "kind": data["snapshotKind"], "snapshot": redact(data["snapshot"]), "taken_at": parse_instant(data["takenAt"]) or now})
     if snapshots:
-        await session.execute(insert(table_of(RunSnapshot)), snapshots)
+        out.append((insert(table_of(RunSnapshot)), snapshots))
     if steps:
-        await session.execute(_upsert_steps(dialect), [_step_values(tenant, run_id, d) for d in steps.values()])
+        out.append((_upsert_steps(dialect), [_step_values(tenant, run_id, d) for d in steps.values()]))
     for data in rows:
         kind = data.get("kind")
         if kind == "wait":
             present = tuple(column for key, column in _WAIT_OPTIONAL if key in data and (key != "dueAt" or data[key] is not None))
-            await session.execute(_upsert_wait(dialect, present), _wait_values(tenant, run_id, data, now))
+            out.append((_upsert_wait(dialect, present), _wait_values(tenant, run_id, data, now)))
         elif kind == "task":
             canceled = data["status"] == "CANCELED"
-            await session.execute(
-                _update_task(canceled), {"p_task": data["taskId"], "p_status": data["status"], **({"p_at": parse_instant(data.get("at"))} if canceled else {})}
-            )
+            out.append((_update_task(canceled), {"p_task": data["taskId"], "p_status": data["status"], **({"p_at": parse_instant(data.get("at"))} if canceled else {})}))
         elif kind == "run":
-            await session.execute(_update_run_status(), {"p_run": run_id, "p_status": data["status"], "p_now": now})
+            out.append((_update_run_status(), {"p_run": run_id, "p_status": data["status"], "p_now": now}))
+    return out
 
 
 def _merge_step(merged: dict[int, dict[str, Any]], data: dict[str, Any]) -> None:

@@ -987,21 +987,21 @@ class InterpreterEngine:
                     # A short action runs in this workflow task (one marker event). A worker lost
                     # mid-action loses the task; the next one runs the attempt again, and the
                     # ledger answers it if the first one committed.
-                    result: ActionResult = await workflow.execute_local_activity(
-                        ACTION_ACTIVITY, req, result_type=ActionResult,
-                        start_to_close_timeout=timedelta(milliseconds=inp.options.action_timeout_ms), retry_policy=_INFRA_RETRY,
+                    # no result_type: ActionResult.from_json decodes it (the SDK's reflective
+                    # decoding resolved type hints on every result; the payload is the same)
+                    raw = await workflow.execute_local_activity(
+                        ACTION_ACTIVITY, req, start_to_close_timeout=timedelta(milliseconds=inp.options.action_timeout_ms), retry_policy=_INFRA_RETRY,
                     )
-                    return result
+                    return ActionResult.from_json(raw)
                 # The attempt heartbeats while it runs: a worker lost mid-action is noticed after
                 # the heartbeat timeout (seconds) instead of the start-to-close timeout, and a
                 # cancel (TRY_CANCEL: the run moves on at once) reaches the running action at its
                 # next heartbeat, which stops it and rolls back its transaction.
-                result = await workflow.execute_activity(
-                    ACTION_ACTIVITY, req, result_type=ActionResult,
-                    start_to_close_timeout=timedelta(milliseconds=inp.options.action_timeout_ms),
+                raw = await workflow.execute_activity(
+                    ACTION_ACTIVITY, req, start_to_close_timeout=timedelta(milliseconds=inp.options.action_timeout_ms),
                     heartbeat_timeout=timedelta(milliseconds=inp.options.action_heartbeat_timeout_ms), retry_policy=_INFRA_RETRY,
                 )
-                return result
+                return ActionResult.from_json(raw)
             except ActivityError as err:
                 if isinstance(err.cause, TemporalCancelledError):
                     raise asyncio.CancelledError() from None  # we cancelled it: not the action's error

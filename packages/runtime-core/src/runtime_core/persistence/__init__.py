@@ -1,6 +1,6 @@
 """Persistence: SQLAlchemy models, engines and packaged alembic migrations."""
 
-from runtime_core.persistence._database import Database, normalize_url, utcnow
+from runtime_core.persistence._database import Database, Statement, normalize_url, utcnow
 from runtime_core.persistence._migrate import current_revision, head_revision, upgrade
 from runtime_core.persistence._tables import (
     ActionInvocation,
@@ -35,6 +35,7 @@ __all__ = [
     "RunRow",
     "RunSnapshot",
     "RuntimeEvent",
+    "Statement",
     "StepRow",
     "TaskDefinition",
     "TaskRow",

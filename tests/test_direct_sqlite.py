@@ -1,0 +1,166 @@
+"""The hot paths' SQLite access (``Database.first`` / ``Database.write``) and the contract's own decoding.
+
+On SQLite, ``Database.write`` runs a whole transaction as one function in a worker thread on a
+plain ``sqlite3`` connection (one thread hand-off instead of aiosqlite's one per statement), behind
+the same in-process writer gate as every other writer. These tests hold it to the async path's
+results on a real SQLite file, and to the gate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import insert, select
+from temporalio.converter import value_to_type
+
+from runtime_core.actions import ActionRegistry
+from runtime_core.activities import RuntimeActivities
+from runtime_core.activities._projections import projection_statements
+from runtime_core.contract import ActionRequest, ActionResult, MockSpec
+from runtime_core.persistence import ActionInvocation, Database, StepRow, upgrade, utcnow
+from runtime_core.persistence._upsert import table_of
+
+
+@pytest.fixture
+async def database(tmp_path: Path) -> Any:
+    db = Database(f"sqlite:///{tmp_path / 'direct.db'}")
+    await upgrade(db)
+    yield db
+    await db.dispose()
+
+
+def _request(run_id: str, seq: int, **overrides: Any) -> ActionRequest:
+    fields: dict[str, Any] = {
+        "run_id": run_id, "tenant": "acme", "seq": seq, "step_id": f"s{seq}", "step_path": f"s{seq}", "item_index": None, "loop_indices": [],
+        "action_id": "core.echo", "action_version": 1, "input": {"n": seq, "nested": [1, {"a": None}]}, "attempt": 1,
+        "idempotency_key": f"{run_id}:{seq}", "started_at": "2026-11-26T10:00:00.000Z",
+    }
+    fields.update(overrides)
+    return ActionRequest(**fields)
+
+
+def test_file_databases_get_the_direct_path_and_memory_ones_do_not(tmp_path: Path) -> None:
+    """Only a SQLite file is opened a second way (an in-memory database exists per connection)."""
+    assert Database(f"sqlite:///{tmp_path / 'x.db'}").direct is not None
+    assert Database("sqlite://").direct is None
+    assert Database("sqlite:///:memory:").direct is None
+    assert Database("postgresql://u@127.0.0.1:1/x").direct is None
+
+
+async def test_the_direct_path_writes_what_the_async_path_writes(database: Database) -> None:
+    """A ledger row and a step row written through ``Database.write`` read back through the ORM
+    exactly as the same statements run on an aiosqlite connection."""
+    now = utcnow()
+    rows = [{"kind": "step", "seq": 1, "stepId": "s1", "stepPath": "s1", "type": "action.call", "status": "SUCCEEDED", "attempts": 2,
+             "itemIndex": None, "loopIndices": [3, 4], "startedAt": "2026-11-26T10:00:00.000Z", "endedAt": "2026-11-26T10:00:01.500Z",
+             "durationMs": 1500, "error": {"category": "ActionError", "message": "é ☃"}}]
+    ledger = {"tenant": "acme", "idempotency_key": "k", "run_id": "R", "step_seq": 1, "step_path": "s1", "action_id": "core.echo", "action_version": 1,
+              "attempt": 2, "mocked": True, "input": {"a": [1, 2.5, None, "x"]}, "output": {"ok": True}, "created_at": now}
+    await database.write([(insert(table_of(ActionInvocation)), ledger), *projection_statements("sqlite", "acme", "R", rows)])
+    async with database.engine.begin() as conn:
+        await conn.execute(insert(table_of(ActionInvocation)), {**ledger, "idempotency_key": "k2", "run_id": "R2"})
+        for statement, parameters in projection_statements("sqlite", "acme", "R2", rows):
+            await conn.execute(statement, parameters)
+    async with database.sessions() as session:
+        direct, via_async = (await session.execute(select(ActionInvocation).order_by(ActionInvocation.idempotency_key))).scalars().all()
+        step_direct, step_async = (await session.execute(select(StepRow).order_by(StepRow.run_id))).scalars().all()
+    for a, b in ((direct, via_async), (step_direct, step_async)):
+        columns = [c.key for c in a.__table__.columns if c.key not in ("id", "idempotency_key", "run_id")]
+        assert {c: getattr(a, c) for c in columns} == {c: getattr(b, c) for c in columns}
+    assert direct.input == {"a": [1, 2.5, None, "x"]} and direct.mocked is True and step_direct.loop_indices == [3, 4]
+    assert await database.first(select(table_of(ActionInvocation).c.output).where(table_of(ActionInvocation).c.idempotency_key == "k"), {}) == ({"ok": True},)
+
+
+async def test_a_direct_write_queues_behind_an_async_writer(database: Database) -> None:
+    """The direct path takes the process's writer gate: it waits for an open aiosqlite write
+    transaction instead of meeting 'database is locked', and then commits."""
+    order: list[str] = []
+    statements = projection_statements("sqlite", "acme", "G", [{"kind": "step", "seq": 1, "stepId": "a", "stepPath": "a", "type": "action.call", "status": "RUNNING"}])
+    async with database.engine.begin() as conn:
+        await conn.execute(insert(table_of(ActionInvocation)), {"tenant": "acme", "idempotency_key": "g", "run_id": "G", "step_seq": 1, "step_path": "a",
+                                                                  "action_id": "core.echo", "action_version": 1, "attempt": 1, "mocked": False,
+                                                                  "input": {}, "output": {}, "created_at": utcnow()})
+        waiting = asyncio.create_task(database.write(statements))
+        await asyncio.sleep(0.3)
+        assert not waiting.done(), "the direct write did not wait for the gate"
+        order.append("async commit")
+    await waiting
+    order.append("direct commit")
+    assert order == ["async commit", "direct commit"]
+
+    # the gate alone (no SQLite lock held) holds it back: it is the gate, not SQLite's busy wait
+    assert database.writer_gate is not None
+    gate = await database.writer_gate.acquire()
+    held = asyncio.create_task(database.write(statements))
+    await asyncio.sleep(0.3)
+    assert not held.done(), "the direct write did not take the writer gate"
+    gate.release()
+    await asyncio.wait_for(held, 5)
+    async with database.sessions() as session:
+        assert (await session.execute(select(StepRow.status).where(StepRow.run_id == "G"))).scalar_one() == "RUNNING"
+
+
+async def test_a_failed_direct_write_leaves_nothing(database: Database) -> None:
+    """A transaction that fails half-way (a duplicate ledger key) rolls back its earlier statements too."""
+    ledger = {"tenant": "acme", "idempotency_key": "dup", "run_id": "D", "step_seq": 1, "step_path": "a", "action_id": "core.echo", "action_version": 1,
+              "attempt": 1, "mocked": False, "input": {}, "output": {}, "created_at": utcnow()}
+    await database.write([(insert(table_of(ActionInvocation)), ledger)])
+    step = projection_statements("sqlite", "acme", "D", [{"kind": "step", "seq": 7, "stepId": "a", "stepPath": "a", "type": "action.call", "status": "RUNNING"}])
+    from sqlalchemy.exc import IntegrityError
+
+    with pytest.raises(IntegrityError):
+        await database.write([*step, (insert(table_of(ActionInvocation)), ledger)])
+    async with database.sessions() as session:
+        assert (await session.execute(select(StepRow).where(StepRow.run_id == "D"))).first() is None
+
+
+async def test_the_database_works_again_after_dispose(database: Database) -> None:
+    """``dispose`` stops the threads and closes the connections; the next use brings them back."""
+    await database.dispose()
+    await database.write(projection_statements("sqlite", "acme", "Z", [{"kind": "step", "seq": 1, "stepId": "a", "stepPath": "a", "type": "action.call", "status": "RUNNING"}]))
+    assert await database.first(select(StepRow.status).where(StepRow.run_id == "Z"), {}) == ("RUNNING",)
+
+
+async def test_an_action_attempt_through_the_direct_path_is_exactly_once(database: Database) -> None:
+    """The action activity on the direct path: the second attempt with the same key is answered
+    from the ledger (one row), with the step row SUCCEEDED."""
+    activities = RuntimeActivities(database, ActionRegistry.default(), progress_after=None)
+    first = await activities.run_action(dataclasses.asdict(_request("X", 1)))
+    again = await activities.run_action(_request("X", 1, attempt=2))
+    assert first == ActionResult(output={"n": 1, "nested": [1, {"a": None}]}) and again.replayed and again.output == first.output
+    async with database.sessions() as session:
+        assert len((await session.execute(select(ActionInvocation).where(ActionInvocation.run_id == "X"))).scalars().all()) == 1
+        assert (await session.execute(select(StepRow.status).where(StepRow.run_id == "X"))).scalar_one() == "SUCCEEDED"
+
+
+@pytest.mark.parametrize("overrides", [
+    {},
+    {"mock": MockSpec(output={"x": 1})},
+    {"mock": MockSpec(error={"category": "ActionError", "message": "m"})},
+    {"item_index": 3, "loop_indices": [1, 2], "secret_paths": [["a", 0]], "projections": [{"kind": "step", "seq": 0, "status": "SUCCEEDED"}]},
+    {"secret_paths": None, "input": None},
+])
+def test_request_decoding_equals_the_sdk_conversion(overrides: dict[str, Any]) -> None:
+    """``ActionRequest.from_json`` gives what the SDK's reflective conversion gave, and ignores keys it does not know."""
+    wire = dataclasses.asdict(_request("R", 1, **overrides))
+    assert ActionRequest.from_json(wire) == value_to_type(ActionRequest, wire)
+    assert ActionRequest.from_json({**wire, "addedLater": 1}) == value_to_type(ActionRequest, wire)
+    result = {"output": {"a": [1]}, "replayed": True}
+    assert ActionResult.from_json(result) == value_to_type(ActionResult, result)
+    assert ActionResult.from_json({"output": None}) == ActionResult(output=None)
+
+
+def test_request_decoding_refuses_what_is_not_a_request() -> None:
+    """A missing field or a non-object is a TypeError naming the problem, as the SDK's was."""
+    wire = dataclasses.asdict(_request("R", 1))
+    del wire["idempotency_key"]
+    with pytest.raises(TypeError, match="idempotency_key"):
+        ActionRequest.from_json(wire)
+    with pytest.raises(TypeError, match="JSON object"):
+        ActionRequest.from_json([1])
+    with pytest.raises(TypeError, match="output"):
+        ActionResult.from_json({"replayed": True})
