@@ -9,8 +9,17 @@ from typing import Any
 
 from temporalio import activity, workflow
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
+from temporalio.worker import WorkflowRunner
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 BASELINE_QUEUE = "bench-baseline"
+#: The same workflows run directly (no sandbox), for the ratio against our direct interpreter.
+DIRECT_QUEUE = "bench-baseline-direct"
+
+
+def baseline_runner() -> WorkflowRunner:
+    """The hand-written side's runner: the SDK's default, Temporal's workflow sandbox."""
+    return SandboxedWorkflowRunner()
 
 
 @activity.defn(name="benchNoop")

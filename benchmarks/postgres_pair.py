@@ -48,14 +48,14 @@ import asyncio, signal, sys
 sys.path.insert(0, sys.argv[3])
 from temporalio.client import Client
 from temporalio.worker import Worker
-from baseline import ACTIVITIES, BASELINE_QUEUE, WORKFLOWS
-from runtime_core.worker import temporal_runtime, workflow_runner
+from baseline import ACTIVITIES, BASELINE_QUEUE, WORKFLOWS, baseline_runner
+from runtime_core.worker import temporal_runtime
 
 async def main():
     client = await Client.connect(sys.argv[1], namespace=sys.argv[2], runtime=temporal_runtime())
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-    async with Worker(client, task_queue=BASELINE_QUEUE, workflows=WORKFLOWS, activities=ACTIVITIES, workflow_runner=workflow_runner()):
+    async with Worker(client, task_queue=BASELINE_QUEUE, workflows=WORKFLOWS, activities=ACTIVITIES, workflow_runner=baseline_runner()):
         print("baseline worker polling", flush=True)
         await stop.wait()
 

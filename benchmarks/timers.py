@@ -38,7 +38,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from baseline import ACTIVITIES, BASELINE_QUEUE, WORKFLOWS
+from baseline import ACTIVITIES, BASELINE_QUEUE, WORKFLOWS, baseline_runner
 
 TENANT = "bench"
 
@@ -160,7 +160,6 @@ async def _standalone(samples: int, extra_dc: list[str], default_dc: bool, burst
     from runtime_core.actions import ActionRegistry
     from runtime_core.persistence import StepRow
     from runtime_core.publishing import publish_definitions
-    from runtime_core.worker import workflow_runner
 
     devserver.DYNAMIC_CONFIG = (*(devserver.DYNAMIC_CONFIG if default_dc else ()), *extra_dc)  # type: ignore[misc]
     registry = ActionRegistry.default()
@@ -177,7 +176,7 @@ async def _standalone(samples: int, extra_dc: list[str], default_dc: bool, burst
             async with stack.database.sessions() as session:
                 return float((await session.execute(select(StepRow.duration_ms).where(StepRow.run_id == run_id, StepRow.seq == 1))).scalar_one())
 
-        async with Worker(stack.client, task_queue=BASELINE_QUEUE, workflows=WORKFLOWS, activities=ACTIVITIES, workflow_runner=workflow_runner()):
+        async with Worker(stack.client, task_queue=BASELINE_QUEUE, workflows=WORKFLOWS, activities=ACTIVITIES, workflow_runner=baseline_runner()):
             await measure(stack.client, launch, step_ms, 1)  # warm-up: first sandbox, imports
             started = time.perf_counter()
             figures = await measure(stack.client, launch, step_ms, samples) if samples else {}

@@ -81,11 +81,13 @@ def test_corpus_covers_local_actions() -> None:
         assert actions, f"{path.name}: no action ran as a local activity"
 
 
+@pytest.mark.parametrize("sandboxed", [False, True], ids=["direct", "sandboxed"])
 @pytest.mark.parametrize("path", _corpus(), ids=[str(p.relative_to(HISTORIES).with_suffix("")) for p in _corpus()])
-async def test_history_replays(path: Path) -> None:
-    """The recorded history replays without non-determinism."""
+async def test_history_replays(path: Path, sandboxed: bool) -> None:
+    """The recorded history replays without non-determinism, run directly (the workers' default)
+    and inside Temporal's sandbox, which fails the replay on a host clock, random or I/O call."""
     data = json.loads(path.read_text())
     history = WorkflowHistory.from_json(data["workflowId"], data["history"])
-    replayer = Replayer(workflows=[InterpreterWorkflow], workflow_runner=workflow_runner())
+    replayer = Replayer(workflows=[InterpreterWorkflow], workflow_runner=workflow_runner(sandboxed=sandboxed))
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, f"{path.name}: {result.replay_failure}"

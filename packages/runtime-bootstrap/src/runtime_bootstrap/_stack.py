@@ -23,7 +23,7 @@ from runtime_core.housekeeping import HousekeepingActivities, HousekeepingWorkfl
 from runtime_core.launcher import Launcher
 from runtime_core.persistence import Database, upgrade
 from runtime_core.schedules import ScheduledLaunchActivities, ScheduledLaunchWorkflow, reconcile_schedules
-from runtime_core.worker import build_authored_worker, connect_temporal, domain_workflow_runner, temporal_runtime
+from runtime_core.worker import build_authored_worker, connect_temporal, domain_workflow_runner, temporal_runtime, workflow_runner
 
 __all__ = ["Stack", "open_stack"]
 
@@ -107,7 +107,7 @@ async def open_stack(
         try:
             async with contextlib.AsyncExitStack() as running:
                 if with_worker and not settings.external:
-                    stack.worker = build_authored_worker(client, database, registry)
+                    stack.worker = build_authored_worker(client, database, registry, workflow_runner=workflow_runner(sandboxed=settings.runtime.workflow_sandbox))
                     worker_task = asyncio.create_task(stack.worker.run())
                     stack.domain_worker = Worker(
                         client,

@@ -30,6 +30,12 @@ SETTINGS_DOC = {
     "WFR_HEALTH_PORT": ("", "TCP port on which a worker process serves GET /healthz and /readyz (off when unset); 1-65535."),
     "WFR_SHUTDOWN_GRACE_SECONDS": ("30", "On SIGTERM a worker stops polling and lets running activities finish for this long before cancelling them; a second SIGTERM or SIGINT exits at once."),
     "WFR_STRICT_OWNERSHIP": ("0", "1: a worker exits 1 at start-up when a process that is not a workflow-worker polls workflow-runtime-v2 (same as --strict); 0 only logs it."),
+    "WFR_WORKFLOW_SANDBOX": (
+        "0",
+        "1: the workflow-worker runs the interpreter workflow inside Temporal's workflow sandbox, which turns a non-deterministic call (host clock, "
+        "random, I/O) into a task failure at run time but costs about a quarter of the worker's throughput; 0 (default) runs it directly "
+        "(the interpreter is the runtime's own code, checked for such calls by its tests). Runs move freely between workers either way.",
+    ),
     "WFR_TRACING": (
         "auto",
         "OpenTelemetry tracing exported by OTLP over HTTP: auto (on when OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set and "
@@ -67,6 +73,8 @@ class RuntimeSettings:
     #: The variable that turned OpenTelemetry tracing on (``WFR_TRACING`` or an OTLP endpoint
     #: variable); ``None`` when tracing is off (the default).
     tracing: str | None = None
+    #: Run the interpreter workflow inside Temporal's workflow sandbox (``WFR_WORKFLOW_SANDBOX``).
+    workflow_sandbox: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> RuntimeSettings:
@@ -126,8 +134,12 @@ class RuntimeSettings:
         strict = get("WFR_STRICT_OWNERSHIP")
         if strict not in ("0", "1"):
             raise ConfigError(f"WFR_STRICT_OWNERSHIP must be 1 (a foreign poller of workflow-runtime-v2 is fatal) or 0 (it is logged), not {strict!r}")
+        sandbox = get("WFR_WORKFLOW_SANDBOX")
+        if sandbox not in ("0", "1"):
+            raise ConfigError(f"WFR_WORKFLOW_SANDBOX must be 1 (run the interpreter in Temporal's workflow sandbox) or 0 (run it directly, the default), not {sandbox!r}")
         return cls(
             temporal_address=address,
+            workflow_sandbox=sandbox == "1",
             tracing=_tracing(env, get("WFR_TRACING").lower()),
             temporal_namespace=get("WFR_TEMPORAL_NAMESPACE"),
             database_url=get("WFR_DATABASE_URL"),

@@ -15,7 +15,7 @@ from runtime_core.housekeeping import sweep_expired
 from runtime_core.metrics import serving_metrics
 from runtime_core.operations import HealthChecks
 from runtime_core.persistence import Database, current_revision, head_revision
-from runtime_core.worker import HealthState, build_authored_worker, check_ownership, connect_temporal, process_identity, serve, serving_health
+from runtime_core.worker import HealthState, build_authored_worker, check_ownership, connect_temporal, process_identity, serve, serving_health, workflow_runner
 
 __all__ = ["main", "run"]
 
@@ -54,7 +54,10 @@ async def run(settings: RuntimeSettings, stop: asyncio.Event | None = None) -> N
         client = await connect_temporal(settings, identity=process_identity("workflow-worker"))
         await check_ownership(client, "workflow-worker", strict=settings.strict_ownership)
         registry = ActionRegistry.default()
-        worker = build_authored_worker(client, database, registry, graceful_shutdown_timeout=timedelta(seconds=settings.shutdown_grace_seconds))
+        worker = build_authored_worker(
+            client, database, registry, graceful_shutdown_timeout=timedelta(seconds=settings.shutdown_grace_seconds),
+            workflow_runner=workflow_runner(sandboxed=settings.workflow_sandbox),
+        )
         health = HealthState(HealthChecks(database, client).readiness_problems)
         async with serving_health(settings.health_port, health):
             sweeper = asyncio.create_task(_sweep_forever(database, settings.sweep_interval_seconds))

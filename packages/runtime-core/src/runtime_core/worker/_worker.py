@@ -8,7 +8,7 @@ from typing import Any
 
 from temporalio.client import Client
 from temporalio.runtime import LogForwardingConfig, LoggingConfig, PrometheusConfig, Runtime, TelemetryConfig, TelemetryFilter
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from runtime_core import tracing
@@ -32,8 +32,20 @@ PASSTHROUGH_MODULES = (
 )
 
 
-def workflow_runner() -> SandboxedWorkflowRunner:
-    """The sandboxed runner with the runtime's passthrough modules."""
+def workflow_runner(*, sandboxed: bool = False) -> WorkflowRunner:
+    """The runner of the interpreter workflow: direct by default, or Temporal's sandbox.
+
+    Temporal's sandbox guards hand-written workflow code against non-deterministic calls by
+    running every activation through restricted module proxies. The interpreter is the runtime's
+    own code, not the authors' (they write JSON), and its determinism is checked by its tests:
+    the replay corpus replays under the sandbox too, and a source scan forbids host clocks,
+    random and I/O in workflow code (tests/test_replay.py). Measured, the sandbox cost about a
+    quarter of the workflow-worker's throughput, so it runs the interpreter directly unless
+    ``WFR_WORKFLOW_SANDBOX=1`` (``sandboxed=True``) asks for the sandbox (docs/performance.md).
+    Both run the same code: runs move between workers of either kind.
+    """
+    if not sandboxed:
+        return UnsandboxedWorkflowRunner()
     return SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES))
 
 
@@ -131,7 +143,7 @@ def build_authored_worker(
         database: Projection and ledger database.
         registry: Actions to run; built-ins plus entry points when omitted.
         secrets: Secret provider for ``$secret`` references.
-        worker_options: Passed to :class:`temporalio.worker.Worker` (concurrency limits …).
+        worker_options: ``workflow_runner`` replaces :func:`workflow_runner`'s; the rest go to :class:`temporalio.worker.Worker` (concurrency limits …).
     """
     activities = RuntimeActivities(database, registry or ActionRegistry.default(), secrets)
     # Heartbeats reach the server at least every second, so a cancel reaches a running action
