@@ -57,7 +57,8 @@ async def test_the_direct_path_writes_what_the_async_path_writes(database: Datab
     now = utcnow()
     rows = [{"kind": "step", "seq": 1, "stepId": "s1", "stepPath": "s1", "type": "action.call", "status": "SUCCEEDED", "attempts": 2,
              "itemIndex": None, "loopIndices": [3, 4], "startedAt": "2026-11-26T10:00:00.000Z", "endedAt": "2026-11-26T10:00:01.500Z",
-             "durationMs": 1500, "error": {"category": "ActionError", "message": "é ☃"}}]
+             "durationMs": 1500, "error": {"category": "ActionError", "message": "é ☃"}},
+            {"kind": "step", "seq": 2, "stepId": "s2", "stepPath": "s2", "type": "action.call", "status": "RUNNING", "error": None, "loopIndices": []}]
     ledger = {"tenant": "acme", "idempotency_key": "k", "run_id": "R", "step_seq": 1, "step_path": "s1", "action_id": "core.echo", "action_version": 1,
               "attempt": 2, "mocked": True, "input": {"a": [1, 2.5, None, "x"]}, "output": {"ok": True}, "created_at": now}
     await database.write([(insert(table_of(ActionInvocation)), ledger), *projection_statements("sqlite", "acme", "R", rows)])
@@ -67,12 +68,18 @@ async def test_the_direct_path_writes_what_the_async_path_writes(database: Datab
             await conn.execute(statement, parameters)
     async with database.sessions() as session:
         direct, via_async = (await session.execute(select(ActionInvocation).order_by(ActionInvocation.idempotency_key))).scalars().all()
-        step_direct, step_async = (await session.execute(select(StepRow).order_by(StepRow.run_id))).scalars().all()
-    for a, b in ((direct, via_async), (step_direct, step_async)):
+        steps = (await session.execute(select(StepRow).order_by(StepRow.seq, StepRow.run_id))).scalars().all()
+    assert len(steps) == 4
+    for a, b in ((direct, via_async), (steps[0], steps[1]), (steps[2], steps[3])):
         columns = [c.key for c in a.__table__.columns if c.key not in ("id", "idempotency_key", "run_id")]
         assert {c: getattr(a, c) for c in columns} == {c: getattr(b, c) for c in columns}
-    assert direct.input == {"a": [1, 2.5, None, "x"]} and direct.mocked is True and step_direct.loop_indices == [3, 4]
-    assert await database.first(select(table_of(ActionInvocation).c.output).where(table_of(ActionInvocation).c.idempotency_key == "k"), {}) == ({"ok": True},)
+    assert direct.input == {"a": [1, 2.5, None, "x"]} and direct.mocked is True and steps[0].loop_indices == [3, 4]
+    assert direct.created_at.replace(tzinfo=None) == now.replace(tzinfo=None) and steps[2].error is None and steps[2].started_at is None
+    ledger_table = table_of(ActionInvocation)
+    assert await database.first(select(ledger_table.c.output).where(ledger_table.c.idempotency_key == "k"), {}) == ({"ok": True},)
+    await database.write([(insert(ledger_table), {**ledger, "idempotency_key": "none", "output": None, "mocked": False})])
+    assert await database.first(select(ledger_table.c.output, ledger_table.c.mocked).where(ledger_table.c.idempotency_key == "none"), {}) == (None, False)
+    assert await database.first(select(ledger_table.c.output).where(ledger_table.c.idempotency_key == "absent"), {}) is None
 
 
 async def test_a_direct_write_queues_behind_an_async_writer(database: Database) -> None:
@@ -118,6 +125,31 @@ async def test_a_failed_direct_write_leaves_nothing(database: Database) -> None:
         assert (await session.execute(select(StepRow).where(StepRow.run_id == "D"))).first() is None
 
 
+async def test_another_process_holding_the_lock_is_database_unavailable(database: Database, tmp_path: Path) -> None:
+    """A lock held elsewhere ends in SQLAlchemy's ``OperationalError`` (an infrastructure failure
+    Temporal retries, no SQL parameters in it), and the next write after the lock goes works."""
+    import sqlite3
+
+    from runtime_core.activities import is_database_unavailable
+
+    assert database.direct is not None
+    database.direct.busy_timeout = 0.2
+    await database.direct.write([])  # nothing to do: no transaction, no lock needed
+    statements = projection_statements("sqlite", "acme", "L", [{"kind": "step", "seq": 1, "stepId": "a", "stepPath": "a", "type": "action.call", "status": "RUNNING"}])
+    holder = sqlite3.connect(str(tmp_path / "direct.db"), isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(Exception) as caught:
+            await database.write(statements)
+        assert is_database_unavailable(caught.value) and "locked" in str(caught.value)
+        assert "acme" not in str(caught.value)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    await database.write(statements)
+    assert await database.first(select(StepRow.status).where(StepRow.run_id == "L"), {}) == ("RUNNING",)
+
+
 async def test_the_database_works_again_after_dispose(database: Database) -> None:
     """``dispose`` stops the threads and closes the connections; the next use brings them back."""
     await database.dispose()
@@ -145,8 +177,10 @@ async def test_an_action_attempt_through_the_direct_path_is_exactly_once(databas
     {"secret_paths": None, "input": None},
 ])
 def test_request_decoding_equals_the_sdk_conversion(overrides: dict[str, Any]) -> None:
-    """``ActionRequest.from_json`` gives what the SDK's reflective conversion gave, and ignores keys it does not know."""
-    wire = dataclasses.asdict(_request("R", 1, **overrides))
+    """``ActionRequest.to_json``/``from_json`` give what ``asdict`` and the SDK's reflective conversion gave; unknown keys are ignored."""
+    request = _request("R", 1, **overrides)
+    wire = dataclasses.asdict(request)
+    assert request.to_json() == wire  # what the interpreter sends: the same JSON, without asdict's deep copy
     assert ActionRequest.from_json(wire) == value_to_type(ActionRequest, wire)
     assert ActionRequest.from_json({**wire, "addedLater": 1}) == value_to_type(ActionRequest, wire)
     result = {"output": {"a": [1]}, "replayed": True}

@@ -213,6 +213,13 @@ class ActionRequest:
     #: ``None`` comes from interpreters before this field existed (every reference resolved).
     secret_paths: list[list[Any]] | None = None
 
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object the SDK would make of the request (``dataclasses.asdict``), without its deep copy."""
+        out = dict(self.__dict__)
+        if self.mock is not None:
+            out["mock"] = {"output": self.mock.output, "error": self.mock.error}
+        return out
+
     @classmethod
     def from_json(cls, value: Any) -> ActionRequest:
         """The request from its JSON object (unknown keys ignored, as the SDK's decoding does).

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 from sqlalchemy import bindparam, insert, select, update
@@ -194,8 +194,8 @@ class RuntimeActivities:
         started = parse_instant(req.started_at)
         where = f"run {req.run_id} step {req.step_path} ({req.action_id} v{req.action_version}, attempt {req.attempt})"
         # a local activity (a short action) cannot heartbeat: its workflow task stands for it
-        heartbeat = None if activity.in_activity() and activity.info().is_local else asyncio.create_task(_heartbeat())
-        progress = _ProgressWrite(self._finish_step(req, "STARTED", None), self.progress_after) if self.progress_after is not None else None
+        heartbeat = _Heartbeat() if activity.in_activity() and not activity.info().is_local else None
+        progress = _ProgressWrite(lambda: self._finish_step(req, "STARTED", None), self.progress_after) if self.progress_after is not None else None
         spec = self.registry.get(req.action_id, req.action_version) if req.mock is None else None
         try:
             try:
@@ -253,7 +253,7 @@ class RuntimeActivities:
             raise infrastructure_error(where, err) from None
         finally:
             if heartbeat is not None:
-                heartbeat.cancel()
+                heartbeat.stop()
         metrics.observe_action(req.action_id, "succeeded")
         metrics.observe_rows(_rows(req, "SUCCEEDED", started))
         if self.on_committed is not None:
@@ -446,37 +446,42 @@ class RuntimeActivities:
             metrics.observe_run_ended(before.workflow_id, req.status)
 
 
-async def _heartbeat() -> None:
-    """Heartbeat the current activity until cancelled (the SDK throttles what it sends).
+class _Heartbeat:
+    """Heartbeats the current (regular) activity every interval until stopped.
 
-    The first heartbeat comes after one interval: an action that finishes sooner (most do) costs
-    no heartbeat at all.
+    A timer callback rather than a task (the SDK throttles what it sends): the first heartbeat
+    comes after one interval, so an action that finishes sooner (most do) costs one timer.
     """
-    timeout = activity.info().heartbeat_timeout
-    interval = min(0.5, timeout.total_seconds() / 4) if timeout else 0.5
-    while True:
-        await asyncio.sleep(interval)
+
+    def __init__(self) -> None:
+        timeout = activity.info().heartbeat_timeout
+        self._interval = min(0.5, timeout.total_seconds() / 4) if timeout else 0.5
+        self._loop = asyncio.get_running_loop()
+        self._handle = self._loop.call_later(self._interval, self._beat)
+
+    def _beat(self) -> None:
         activity.heartbeat()
+        self._handle = self._loop.call_later(self._interval, self._beat)
+
+    def stop(self) -> None:
+        """No more heartbeats."""
+        self._handle.cancel()
 
 
 class _ProgressWrite:
-    """A write that happens only if the action is still running after a delay."""
+    """A write that happens only if the action is still running after a delay (a timer until then)."""
 
-    def __init__(self, write: Coroutine[Any, Any, None], delay: float) -> None:
+    def __init__(self, write: Callable[[], Awaitable[None]], delay: float) -> None:
         self._write = write
-        self._delay = delay
-        self._started = False
+        self._task: asyncio.Task[None] | None = None
+        self._handle = asyncio.get_running_loop().call_later(delay, self._start)
+
+    def _start(self) -> None:
         self._task = asyncio.create_task(self._run())
 
     async def _run(self) -> None:
         try:
-            await asyncio.sleep(self._delay)
-        except asyncio.CancelledError:
-            self._write.close()
-            raise
-        self._started = True
-        try:
-            await self._write
+            await self._write()
         except Exception as err:  # the step's final write carries the same rows; this only delays visibility
             log.warning("could not write a slow action's STARTED row (%s); its final row will follow", _short(err))
 
@@ -486,10 +491,10 @@ class _ProgressWrite:
         Called once the action's own transaction has ended, so a progress write waiting for the
         database (SQLite's single writer) is never waited on while that transaction holds the lock.
         """
-        if not self._started:
-            self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        self._handle.cancel()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
 
 
 def _replayed(req: ActionRequest, output: Any) -> ActionResult:

@@ -990,7 +990,7 @@ class InterpreterEngine:
                     # no result_type: ActionResult.from_json decodes it (the SDK's reflective
                     # decoding resolved type hints on every result; the payload is the same)
                     raw = await workflow.execute_local_activity(
-                        ACTION_ACTIVITY, req, start_to_close_timeout=timedelta(milliseconds=inp.options.action_timeout_ms), retry_policy=_INFRA_RETRY,
+                        ACTION_ACTIVITY, req.to_json(), start_to_close_timeout=timedelta(milliseconds=inp.options.action_timeout_ms), retry_policy=_INFRA_RETRY,
                     )
                     return ActionResult.from_json(raw)
                 # The attempt heartbeats while it runs: a worker lost mid-action is noticed after
@@ -998,7 +998,7 @@ class InterpreterEngine:
                 # cancel (TRY_CANCEL: the run moves on at once) reaches the running action at its
                 # next heartbeat, which stops it and rolls back its transaction.
                 raw = await workflow.execute_activity(
-                    ACTION_ACTIVITY, req, start_to_close_timeout=timedelta(milliseconds=inp.options.action_timeout_ms),
+                    ACTION_ACTIVITY, req.to_json(), start_to_close_timeout=timedelta(milliseconds=inp.options.action_timeout_ms),
                     heartbeat_timeout=timedelta(milliseconds=inp.options.action_heartbeat_timeout_ms), retry_policy=_INFRA_RETRY,
                 )
                 return ActionResult.from_json(raw)

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, cast
 
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.util import await_only
 
@@ -19,7 +22,6 @@ __all__ = ["Database", "Statement", "normalize_url", "utcnow"]
 #: One statement of a write: a SQLAlchemy Core statement and its parameters (a dict, or a list
 #: of dicts for executemany).
 Statement = tuple[Any, Any]
-_T = TypeVar("_T")
 
 
 def utcnow() -> datetime:
@@ -124,25 +126,60 @@ class SQLiteWriterGate:
             gate.release()
 
 
+class _RawStatement:
+    """A Core statement compiled once for the ``sqlite3`` module: its SQL, the order of its
+    parameters, and SQLAlchemy's own bind and result processors for each (JSON, timestamps,
+    booleans are stored exactly as the async path stores them)."""
+
+    __slots__ = ("literals", "names", "processors", "results", "sql")
+
+    def __init__(self, statement: Any, keys: list[str], dialect: Any) -> None:
+        compiled = statement.compile(dialect=dialect, column_keys=keys)
+        self.sql: str = compiled.string
+        self.names: list[str] = list(compiled.positiontup or [])
+        self.processors = [compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in self.names]
+        #: values written into the statement itself (``column == "x"``), used when not passed
+        self.literals = {name: compiled.binds[name].effective_value for name in self.names if name not in keys}
+        columns = list(getattr(statement, "selected_columns", ()))
+        self.results = [column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns]
+
+    def bind(self, parameters: dict[str, Any]) -> tuple[Any, ...]:
+        """The positional parameters of one execution."""
+        values = (parameters[name] if name in parameters else self.literals[name] for name in self.names)
+        return tuple(value if process is None else process(value) for value, process in zip(values, self.processors, strict=True))
+
+    def row(self, raw: tuple[Any, ...]) -> tuple[Any, ...]:
+        """A result row as SQLAlchemy would give it."""
+        return tuple(value if process is None else process(value) for value, process in zip(raw, self.results, strict=False))
+
+
 class DirectSQLite:
-    """The hot paths' way into a SQLite file: one thread hand-off per transaction.
+    """The hot paths' way into a SQLite file: one thread hand-off per transaction, no per-statement overhead.
 
     aiosqlite hands every statement, cursor and commit to its connection's thread and back, and
     SQLAlchemy's async layer switches greenlets around each of them: measured, an action's
     ledger lookup and its write cost 1.4 ms of this process's (GIL-bound) time, most of it in
-    those hand-offs. Here a whole transaction is one function run on a plain ``sqlite3``
-    connection in a worker thread (0.3 ms for the same statements; see docs/performance.md).
-    Reads have their own thread, so a write waiting on another process's lock never holds up a
-    read. Writes go through the process's :class:`SQLiteWriterGate` first, like every other writer.
+    those hand-offs. Here a whole transaction is one function run in a worker thread on that
+    thread's own ``sqlite3`` connection, with each Core statement compiled once (SQLAlchemy's
+    SQL and its type processors, so rows are stored exactly as the async path stores them;
+    see docs/performance.md). Reads have their own thread, so a write waiting on another
+    process's lock never holds up a read. Writes go through the process's
+    :class:`SQLiteWriterGate` first, like every other writer, and take SQLite's write lock at
+    ``BEGIN IMMEDIATE``. Errors are raised as SQLAlchemy's (``IntegrityError``,
+    ``OperationalError`` …) without parameters, like the async path's.
     """
 
-    def __init__(self, url: str, gate: SQLiteWriterGate) -> None:
-        """Create the engine for ``url`` (a file database; no connection is made yet)."""
-        sync_url = make_url(url).set(drivername="sqlite")
-        self.engine: Engine = create_engine(sync_url, connect_args={"check_same_thread": False})
-        event.listen(self.engine, "connect", _sqlite_pragmas)
+    def __init__(self, url: str, gate: SQLiteWriterGate, busy_timeout: float = 10.0) -> None:
+        """Prepare for the file of ``url`` (no connection is made yet); ``busy_timeout``: how
+        long a statement waits for another process's lock before ``database is locked``."""
+        parsed = make_url(url)
+        self.busy_timeout = busy_timeout
+        self.path = str(parsed.database)
+        self.dialect = create_engine(parsed.set(drivername="sqlite")).dialect
         self.gate = gate
         self._threads: dict[str, ThreadPoolExecutor] = {}
+        self._compiled: dict[tuple[Any, tuple[str, ...]], _RawStatement] = {}
+        self._local = threading.local()
 
     def _thread(self, kind: str) -> ThreadPoolExecutor:
         executor = self._threads.get(kind)
@@ -150,32 +187,95 @@ class DirectSQLite:
             executor = self._threads[kind] = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"wfr-sqlite-{kind}")
         return executor
 
-    async def read(self, fn: Callable[[Connection], _T]) -> _T:
-        """``fn(connection)`` in the read thread, outside any write transaction."""
-        return await asyncio.get_running_loop().run_in_executor(self._thread("read"), self._read, fn)
+    async def first(self, statement: Any, parameters: dict[str, Any]) -> tuple[Any, ...] | None:
+        """The first row of a read statement, or ``None`` (in the read thread)."""
+        return await asyncio.get_running_loop().run_in_executor(self._thread("read"), self._first, statement, parameters)
 
-    async def write(self, fn: Callable[[Connection], _T]) -> _T:
-        """``fn(connection)`` in one transaction in the write thread, holding the writer gate."""
+    async def write(self, statements: Sequence[Statement]) -> None:
+        """Execute ``statements`` in one transaction in the write thread, holding the writer gate."""
         gate = await self.gate.acquire()
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._thread("write"), self._write, fn)
+            await asyncio.get_running_loop().run_in_executor(self._thread("write"), self._write, statements)
         finally:
             gate.release()
 
-    def _read(self, fn: Callable[[Connection], _T]) -> _T:
-        with self.engine.connect() as conn:
-            return fn(conn)
+    def _statement(self, statement: Any, parameters: dict[str, Any]) -> _RawStatement:
+        key = (statement, tuple(parameters))
+        compiled = self._compiled.get(key)
+        if compiled is None:
+            if len(self._compiled) >= 512:  # the hot paths' statements are built once; anything else must not pile up
+                self._compiled.clear()
+            compiled = self._compiled[key] = _RawStatement(statement, list(parameters), self.dialect)
+        return compiled
 
-    def _write(self, fn: Callable[[Connection], _T]) -> _T:
-        with self.engine.begin() as conn:
-            return fn(conn)
+    def _connection(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            # autocommit mode: this class issues BEGIN and COMMIT itself
+            conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
+            _sqlite_pragmas(conn, None)
+            conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
+            self._local.conn = conn
+        return conn
+
+    def _drop_connection(self) -> None:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+
+    def _first(self, statement: Any, parameters: dict[str, Any]) -> tuple[Any, ...] | None:
+        compiled = self._statement(statement, parameters)
+        try:
+            raw = self._connection().execute(compiled.sql, compiled.bind(parameters)).fetchone()
+        except sqlite3.Error as err:
+            self._drop_connection()
+            raise _wrapped(compiled.sql, err) from None
+        return None if raw is None else compiled.row(raw)
+
+    def _write(self, statements: Sequence[Statement]) -> None:
+        conn = self._connection()
+        sql = "BEGIN IMMEDIATE"
+        try:
+            conn.execute(sql)
+            for statement, parameters in statements:
+                if isinstance(parameters, list):
+                    if not parameters:
+                        continue
+                    compiled = self._statement(statement, parameters[0])
+                    sql = compiled.sql
+                    conn.executemany(sql, [compiled.bind(p) for p in parameters])
+                else:
+                    compiled = self._statement(statement, parameters)
+                    sql = compiled.sql
+                    conn.execute(sql, compiled.bind(parameters))
+            sql = "COMMIT"
+            conn.execute(sql)
+        except BaseException as err:
+            try:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                self._drop_connection()
+            if isinstance(err, sqlite3.Error):
+                if not isinstance(err, sqlite3.IntegrityError):
+                    self._drop_connection()
+                raise _wrapped(sql, err) from None
+            raise
 
     def dispose(self) -> None:
-        """Stop the threads and close the connections (both come back on the next use)."""
+        """Close the connections and stop the threads (both come back on the next use)."""
         threads, self._threads = self._threads, {}
         for executor in threads.values():
+            with contextlib.suppress(RuntimeError):
+                executor.submit(self._drop_connection).result()
             executor.shutdown(wait=True)
-        self.engine.dispose()
+
+
+def _wrapped(sql: str, err: sqlite3.Error) -> sa_exc.DBAPIError:
+    """SQLAlchemy's exception for a ``sqlite3`` error (``IntegrityError``, ``OperationalError`` …), parameters hidden."""
+    return cast(sa_exc.DBAPIError, sa_exc.DBAPIError.instance(sql, None, err, sqlite3.Error, hide_parameters=True))
 
 
 class Database:
@@ -213,7 +313,7 @@ class Database:
     async def first(self, statement: Any, parameters: dict[str, Any]) -> Any:
         """The first row of a read statement, or ``None``."""
         if self.direct is not None:
-            return await self.direct.read(lambda conn: conn.execute(statement, parameters).first())
+            return await self.direct.first(statement, parameters)
         async with self.engine.connect() as conn:
             return (await conn.execute(statement, parameters)).first()
 
@@ -222,7 +322,7 @@ class Database:
         if not statements:
             return
         if self.direct is not None:
-            await self.direct.write(lambda conn: _execute_all(conn, statements))
+            await self.direct.write(statements)
             return
         async with self.engine.begin() as conn:
             for statement, parameters in statements:
@@ -234,7 +334,3 @@ class Database:
         if self.direct is not None:
             await asyncio.get_running_loop().run_in_executor(None, self.direct.dispose)
 
-
-def _execute_all(conn: Connection, statements: Sequence[Statement]) -> None:
-    for statement, parameters in statements:
-        conn.execute(statement, parameters)
