@@ -78,7 +78,8 @@ async def test_the_direct_path_writes_what_the_async_path_writes(database: Datab
     ledger_table = table_of(ActionInvocation)
     assert await database.first(select(ledger_table.c.output).where(ledger_table.c.idempotency_key == "k"), {}) == ({"ok": True},)
     await database.write([(insert(ledger_table), {**ledger, "idempotency_key": "none", "output": None, "mocked": False})])
-    assert await database.first(select(ledger_table.c.output, ledger_table.c.mocked).where(ledger_table.c.idempotency_key == "none"), {}) == (None, False)
+    row = await database.first(select(ledger_table.c.output, ledger_table.c.mocked).where(ledger_table.c.idempotency_key == "none"), {})
+    assert row == (None, False) and row.output is None and row.mocked is False  # named, like SQLAlchemy's rows
     assert await database.first(select(ledger_table.c.output).where(ledger_table.c.idempotency_key == "absent"), {}) is None
 
 

@@ -10,9 +10,8 @@ from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -23,12 +22,37 @@ from runtime_core.contract import SEMANTICS_VERSION, TASK_QUEUE, WORKFLOW_TYPE, 
 from runtime_core.dsl import MAX_ID_LENGTH, MAX_VERSION, canonical_json, definition_hash, schema_problems
 from runtime_core.expressions import format_instant
 from runtime_core.persistence import Database, DefinitionVersion, RunRow, WorkflowDefinitionRow, utcnow
+from runtime_core.persistence._upsert import table_of
 from runtime_core.secrets import redact
 from runtime_core.values import MAX_RUN_INPUT_BYTES, ValueProblem, check_value, describe_size, safe_text
 
 __all__ = ["LaunchConflict", "LaunchError", "LaunchedRun", "Launcher", "launch_fingerprint", "run_id_for_key"]
 
 log = logging.getLogger(__name__)
+
+# The launcher's statements, built once and run with parameters through Database.first/write
+# (one thread hand-off each on SQLite; docs/performance.md).
+_RUNS = table_of(RunRow)
+_VERSIONS = table_of(DefinitionVersion)
+_HEADS = table_of(WorkflowDefinitionRow)
+_EXISTING_RUN = select(
+    _RUNS.c.launch_fingerprint, _RUNS.c.temporal_run_id, _RUNS.c.workflow_id, _RUNS.c.workflow_version, _RUNS.c.launch_payload, _RUNS.c.created_at,
+).where(_RUNS.c.run_id == bindparam("p_run"))
+_HEAD_VERSION = select(_HEADS.c.latest_version).where(_HEADS.c.tenant == bindparam("p_tenant"), _HEADS.c.workflow_id == bindparam("p_workflow"))
+_VERSION = select(_VERSIONS.c.document, _VERSIONS.c.definition_hash).where(
+    _VERSIONS.c.tenant == bindparam("p_tenant"), _VERSIONS.c.workflow_id == bindparam("p_workflow"), _VERSIONS.c.version == bindparam("p_version"),
+)
+_INSERT_RUN = insert(_RUNS)
+_RECORD_START = update(_RUNS).where(_RUNS.c.run_id == bindparam("p_run"), _RUNS.c.temporal_run_id.is_(None)).values(temporal_run_id=bindparam("p_temporal_run"))
+_REMOVE_UNSTARTED = delete(_RUNS).where(_RUNS.c.run_id == bindparam("p_run"), _RUNS.c.temporal_run_id.is_(None))
+
+
+@dataclass(frozen=True)
+class _Version:
+    """A published version's document and its pinned hash."""
+
+    document: dict[str, Any]
+    definition_hash: str
 
 
 def launch_fingerprint(workflow_id: str, version: int | None, payload: Any) -> str:
@@ -99,15 +123,14 @@ class Launcher:
         """Every definition reachable through control.callWorkflow, pinned now (transitively)."""
         pinned: dict[str, ChildDefinition] = {}
         queue = _called(document)
-        async with self.database.sessions() as session:
-            while queue:
-                wf_id, version = queue.pop()
-                key = f"{wf_id}@{version}"
-                if key in pinned:
-                    continue
-                row = await _load_version(session, tenant, wf_id, version)
-                pinned[key] = ChildDefinition(definition=row.document, definition_hash=row.definition_hash)
-                queue.extend(_called(row.document))
+        while queue:
+            wf_id, version = queue.pop()
+            key = f"{wf_id}@{version}"
+            if key in pinned:
+                continue
+            row = await _load_version(self.database, tenant, wf_id, version)
+            pinned[key] = ChildDefinition(definition=row.document, definition_hash=row.definition_hash)
+            queue.extend(_called(row.document))
         return pinned
 
     def _check_input_size(
@@ -187,10 +210,9 @@ class Launcher:
         fingerprint = launch_fingerprint(workflow_id, version, payload) if idempotency_key is not None else None
         run_id = run_id_for_key(tenant, idempotency_key) if idempotency_key is not None else uuid.uuid4().hex
         temporal_id = workflow_id_for_run(run_id)
-        existing: RunRow | None = None
+        existing: Any = None
         if idempotency_key is not None:
-            async with self.database.sessions() as session:
-                existing = await session.get(RunRow, run_id)
+            existing = await self.database.first(_EXISTING_RUN, {"p_run": run_id})
             if existing is not None:
                 if existing.launch_fingerprint not in (None, fingerprint):
                     raise LaunchConflict(f"the idempotency key was already used for a different launch (run {run_id}); use another key for another launch")
@@ -200,13 +222,12 @@ class Launcher:
                 version = existing.workflow_version
                 if existing.launch_payload is not None:
                     payload = existing.launch_payload
-        async with self.database.sessions() as session:
-            if version is None:
-                head = (await session.execute(select(WorkflowDefinitionRow).where(WorkflowDefinitionRow.tenant == tenant, WorkflowDefinitionRow.workflow_id == workflow_id))).scalar_one_or_none()
-                if head is None:
-                    raise LaunchError(f"workflow {workflow_id!r} is not published for tenant {tenant!r}")
-                version = head.latest_version
-            row = await _load_version(session, tenant, workflow_id, version)
+        if version is None:
+            head = await self.database.first(_HEAD_VERSION, {"p_tenant": tenant, "p_workflow": workflow_id})
+            if head is None:
+                raise LaunchError(f"workflow {workflow_id!r} is not published for tenant {tenant!r}")
+            version = head.latest_version
+        row = await _load_version(self.database, tenant, workflow_id, version)
         schema = row.document.get("payloadSchema")
         if schema is not None:
             try:
@@ -224,15 +245,12 @@ class Launcher:
         now = utcnow()
         if existing is None:
             try:
-                async with self.database.sessions.begin() as session:
-                    session.add(
-                        RunRow(
-                            run_id=run_id, tenant=tenant, workflow_id=workflow_id, workflow_version=version, status="RUNNING", engine="temporal",
-                            temporal_workflow_id=temporal_id, definition_hash=row.definition_hash, semantics_version=SEMANTICS_VERSION,
-                            root_run_id=run_id, input=redact(payload), trigger=trigger, created_at=now, started_at=now, updated_at=now,
-                            launch_payload=payload, launch_key=idempotency_key, launch_fingerprint=fingerprint, replay_of_run_id=replay_of_run_id,
-                        )
-                    )
+                await self.database.write([(_INSERT_RUN, {
+                    "run_id": run_id, "tenant": tenant, "workflow_id": workflow_id, "workflow_version": version, "status": "RUNNING", "engine": "temporal",
+                    "temporal_workflow_id": temporal_id, "definition_hash": row.definition_hash, "semantics_version": SEMANTICS_VERSION,
+                    "root_run_id": run_id, "input": redact(payload), "trigger": trigger, "created_at": now, "started_at": now, "updated_at": now,
+                    "launch_payload": payload, "launch_key": idempotency_key, "launch_fingerprint": fingerprint, "replay_of_run_id": replay_of_run_id,
+                })])
             except IntegrityError:
                 if idempotency_key is None:
                     raise
@@ -259,29 +277,24 @@ class Launcher:
             temporal_run_id = (await self.client.get_workflow_handle(temporal_id).describe()).run_id
         except BaseException:
             # No workflow, no run: remove the row so nothing half-written remains.
-            async with self.database.sessions.begin() as session:
-                await session.execute(delete(RunRow).where(RunRow.run_id == run_id, RunRow.temporal_run_id.is_(None)))
+            await self.database.write([(_REMOVE_UNSTARTED, {"p_run": run_id})])
             raise
-        async with self.database.sessions.begin() as session:
-            recorded = await session.execute(update(RunRow).where(RunRow.run_id == run_id, RunRow.temporal_run_id.is_(None)).values(temporal_run_id=temporal_run_id))
-        if recorded.rowcount:  # type: ignore[attr-defined]
+        recorded = await self.database.write([(_RECORD_START, {"p_run": run_id, "p_temporal_run": temporal_run_id})])
+        if recorded[0]:
             # the launch that records the start counts it: a retried launch of the same key does not
             metrics.observe_run_started(workflow_id)
         log.debug("started run %s of %s v%s", run_id, workflow_id, version, extra={"tenant": tenant, "runId": run_id, "workflowId": workflow_id})
         return LaunchedRun(run_id, tenant, workflow_id, version, temporal_id, temporal_run_id)
 
 
-async def _load_version(session: AsyncSession, tenant: str, workflow_id: str, version: int) -> DefinitionVersion:
+async def _load_version(database: Database, tenant: str, workflow_id: str, version: int) -> _Version:
     """A published version whose stored document still matches its pinned hash.
 
     Raises:
         LaunchError: Not published for this tenant, or altered outside publishing.
     """
-    row = (
-        await session.execute(
-            select(DefinitionVersion).where(DefinitionVersion.tenant == tenant, DefinitionVersion.workflow_id == workflow_id, DefinitionVersion.version == version)
-        )
-    ).scalar_one_or_none()
+    found = await database.first(_VERSION, {"p_tenant": tenant, "p_workflow": workflow_id, "p_version": version})
+    row = None if found is None else _Version(document=found[0], definition_hash=found[1])
     if row is None:
         raise LaunchError(f"workflow {workflow_id!r} version {version} is not published for tenant {tenant!r}")
     if definition_hash(row.document) != row.definition_hash:

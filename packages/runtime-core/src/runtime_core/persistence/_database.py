@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import sqlite3
 import threading
@@ -131,7 +132,7 @@ class _RawStatement:
     parameters, and SQLAlchemy's own bind and result processors for each (JSON, timestamps,
     booleans are stored exactly as the async path stores them)."""
 
-    __slots__ = ("literals", "names", "processors", "results", "sql")
+    __slots__ = ("literals", "names", "processors", "results", "row_type", "sql")
 
     def __init__(self, statement: Any, keys: list[str], dialect: Any) -> None:
         compiled = statement.compile(dialect=dialect, column_keys=keys)
@@ -142,6 +143,8 @@ class _RawStatement:
         self.literals = {name: compiled.binds[name].effective_value for name in self.names if name not in keys}
         columns = list(getattr(statement, "selected_columns", ()))
         self.results = [column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns]
+        #: rows are named tuples (``row.column`` and ``row[0]``, as SQLAlchemy's rows)
+        self.row_type = collections.namedtuple("Row", [str(column.key) for column in columns], rename=True)  # type: ignore[misc]
 
     def bind(self, parameters: dict[str, Any]) -> tuple[Any, ...]:
         """The positional parameters of one execution."""
@@ -150,7 +153,7 @@ class _RawStatement:
 
     def row(self, raw: tuple[Any, ...]) -> tuple[Any, ...]:
         """A result row as SQLAlchemy would give it."""
-        return tuple(value if process is None else process(value) for value, process in zip(raw, self.results, strict=False))
+        return self.row_type(*(value if process is None else process(value) for value, process in zip(raw, self.results, strict=True)))
 
 
 class DirectSQLite:
@@ -191,11 +194,12 @@ class DirectSQLite:
         """The first row of a read statement, or ``None`` (in the read thread)."""
         return await asyncio.get_running_loop().run_in_executor(self._thread("read"), self._first, statement, parameters)
 
-    async def write(self, statements: Sequence[Statement]) -> None:
-        """Execute ``statements`` in one transaction in the write thread, holding the writer gate."""
+    async def write(self, statements: Sequence[Statement]) -> list[int]:
+        """Execute ``statements`` in one transaction in the write thread, holding the writer gate;
+        the rows each one changed."""
         gate = await self.gate.acquire()
         try:
-            await asyncio.get_running_loop().run_in_executor(self._thread("write"), self._write, statements)
+            return await asyncio.get_running_loop().run_in_executor(self._thread("write"), self._write, statements)
         finally:
             gate.release()
 
@@ -234,24 +238,27 @@ class DirectSQLite:
             raise _wrapped(compiled.sql, err) from None
         return None if raw is None else compiled.row(raw)
 
-    def _write(self, statements: Sequence[Statement]) -> None:
+    def _write(self, statements: Sequence[Statement]) -> list[int]:
         conn = self._connection()
         sql = "BEGIN IMMEDIATE"
+        counts: list[int] = []
         try:
             conn.execute(sql)
             for statement, parameters in statements:
                 if isinstance(parameters, list):
                     if not parameters:
+                        counts.append(0)
                         continue
                     compiled = self._statement(statement, parameters[0])
                     sql = compiled.sql
-                    conn.executemany(sql, [compiled.bind(p) for p in parameters])
+                    counts.append(conn.executemany(sql, [compiled.bind(p) for p in parameters]).rowcount)
                 else:
                     compiled = self._statement(statement, parameters)
                     sql = compiled.sql
-                    conn.execute(sql, compiled.bind(parameters))
+                    counts.append(conn.execute(sql, compiled.bind(parameters)).rowcount)
             sql = "COMMIT"
             conn.execute(sql)
+            return counts
         except BaseException as err:
             try:
                 if conn.in_transaction:
@@ -317,16 +324,17 @@ class Database:
         async with self.engine.connect() as conn:
             return (await conn.execute(statement, parameters)).first()
 
-    async def write(self, statements: Sequence[Statement]) -> None:
-        """Execute ``statements`` in order, in one transaction."""
+    async def write(self, statements: Sequence[Statement]) -> list[int]:
+        """Execute ``statements`` in order, in one transaction; the rows each one changed."""
         if not statements:
-            return
+            return []
         if self.direct is not None:
-            await self.direct.write(statements)
-            return
+            return await self.direct.write(statements)
+        counts: list[int] = []
         async with self.engine.begin() as conn:
             for statement, parameters in statements:
-                await conn.execute(statement, parameters)
+                counts.append((await conn.execute(statement, parameters)).rowcount)
+        return counts
 
     async def dispose(self) -> None:
         """Close every pooled connection."""
