@@ -21,7 +21,7 @@ from runtime_core.actions import ActionRegistry
 from runtime_core.activities import RuntimeActivities
 from runtime_core.activities._projections import projection_statements
 from runtime_core.contract import ActionRequest, ActionResult, MockSpec
-from runtime_core.persistence import ActionInvocation, Database, StepRow, upgrade, utcnow
+from runtime_core.persistence import ActionInvocation, Database, StepRow, ignore_outcomes, upgrade, utcnow
 from runtime_core.persistence._upsert import table_of
 
 
@@ -135,7 +135,6 @@ async def test_another_process_holding_the_lock_is_database_unavailable(database
 
     assert database.direct is not None
     database.direct.busy_timeout = 0.2
-    await database.direct.write([])  # nothing to do: no transaction, no lock needed
     statements = projection_statements("sqlite", "acme", "L", [{"kind": "step", "seq": 1, "stepId": "a", "stepPath": "a", "type": "action.call", "status": "RUNNING"}])
     holder = sqlite3.connect(str(tmp_path / "direct.db"), isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")
@@ -199,3 +198,34 @@ def test_request_decoding_refuses_what_is_not_a_request() -> None:
         ActionRequest.from_json([1])
     with pytest.raises(TypeError, match="output"):
         ActionResult.from_json({"replayed": True})
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+async def test_a_plan_reads_writes_and_rolls_back_on_both_databases(backend: str, tmp_path: Path) -> None:
+    """``Database.transaction``: one plan, sent each statement's outcome (a row or a row count),
+    committed when it returns and rolled back when it raises, on SQLite's direct path and on
+    PostgreSQL's async connection alike."""
+    from tests.conftest import new_database
+
+    database = await new_database(backend, tmp_path)
+    await upgrade(database)
+    steps = table_of(StepRow)
+    row = {"kind": "step", "seq": 1, "stepId": "a", "stepPath": "a", "type": "action.call", "status": "RUNNING"}
+    try:
+        def plan(fail: bool) -> Any:
+            yield from ignore_outcomes(projection_statements(database.dialect, "acme", "P", [row]))
+            found = yield (select(steps.c.status).where(steps.c.run_id == "P"), {})
+            changed = yield (steps.update().where(steps.c.run_id == "P").values(status="SUCCEEDED"), {})
+            if fail:
+                raise RuntimeError("the plan failed")
+            return found, changed
+
+        with pytest.raises(RuntimeError, match="the plan failed"):
+            await database.transaction(lambda: plan(True))
+        assert await database.first(select(steps.c.status).where(steps.c.run_id == "P"), {}) is None
+        found, changed = await database.transaction(lambda: plan(False))
+        assert found.status == "RUNNING" and changed == 1
+        assert await database.first(select(steps.c.status).where(steps.c.run_id == "P"), {}) == ("SUCCEEDED",)
+        assert await database.write([(steps.update().where(steps.c.run_id == "nobody").values(status="x"), {})]) == [0]
+    finally:
+        await database.dispose()

@@ -31,7 +31,19 @@ from runtime_core.contract import (
     ProjectRequest,
 )
 from runtime_core.logs import log_context
-from runtime_core.persistence import ActionInvocation, Database, RunRow, RuntimeEvent, Statement, TaskDefinition, TaskRow, WaitRow, utcnow
+from runtime_core.persistence import (
+    ActionInvocation,
+    Database,
+    Plan,
+    RunRow,
+    RuntimeEvent,
+    Statement,
+    TaskDefinition,
+    TaskRow,
+    WaitRow,
+    ignore_outcomes,
+    utcnow,
+)
 from runtime_core.persistence._upsert import insert_for, table_of
 from runtime_core.secrets import EnvSecretProvider, SecretNotFound, SecretProvider, redact, resolve_secrets, scrub, scrub_text
 from runtime_core.values import ValueProblem, check_value, safe_text
@@ -427,23 +439,38 @@ class RuntimeActivities:
             raise infrastructure_error(f"run {req.run_id}: recording its end ({req.status})", err) from None
 
     async def _finalize(self, req: FinalizeRequest) -> None:
-        ended = parse_instant(req.ended_at)
-        async with self.database.engine.begin() as conn:
-            await apply_projections(conn, req.tenant, req.run_id, req.projections)
-            # what the row said before: a retried finalize must not count the run's end twice
-            before = (await conn.execute(select(_RUNS.c.workflow_id, _RUNS.c.status).where(_RUNS.c.run_id == req.run_id))).first()
-            updated = await conn.execute(
-                update(_RUNS).where(_RUNS.c.run_id == req.run_id).values(status=req.status, result=req.result, error=req.error, ended_at=ended, updated_at=utcnow())
-            )
-            if updated.rowcount == 0:
-                raise ApplicationError(f"run {req.run_id} has no run row; it was not started by the launcher", non_retryable=True)
-            if req.status in ("CANCELED", "FAILED", "SUCCEEDED"):
-                # nothing stays open once the run has ended
-                await conn.execute(update(_WAITS).where(_WAITS.c.run_id == req.run_id, _WAITS.c.status == "WAITING").values(status="CANCELED", resolved_at=ended))
-                await conn.execute(update(_TASKS).where(_TASKS.c.run_id == req.run_id, _TASKS.c.status == "PENDING").values(status="CANCELED", completed_at=ended))
+        before = await self.database.transaction(lambda: self._finalize_plan(req))
         metrics.observe_rows(req.projections)
         if before is not None and before.status != req.status and req.status in ("CANCELED", "FAILED", "SUCCEEDED"):
             metrics.observe_run_ended(before.workflow_id, req.status)
+
+    def _finalize_plan(self, req: FinalizeRequest) -> Plan[Any]:
+        """The finalize transaction; its result is the run row as it was before (workflow id, status)."""
+        ended = parse_instant(req.ended_at)
+        yield from ignore_outcomes(projection_statements(self.database.dialect, req.tenant, req.run_id, req.projections))
+        # what the row said before: a retried finalize must not count the run's end twice
+        before = yield (_RUN_BEFORE, {"p_run": req.run_id})
+        updated = yield (_RUN_END, {"p_run": req.run_id, "p_status": req.status, "p_result": req.result, "p_error": req.error, "p_ended": ended, "p_now": utcnow()})
+        if updated == 0:
+            raise ApplicationError(f"run {req.run_id} has no run row; it was not started by the launcher", non_retryable=True)
+        if req.status in ("CANCELED", "FAILED", "SUCCEEDED"):
+            # nothing stays open once the run has ended
+            yield (_CLOSE_WAITS, {"p_run": req.run_id, "p_ended": ended})
+            yield (_CLOSE_TASKS, {"p_run": req.run_id, "p_ended": ended})
+        return before
+
+
+_RUN_BEFORE = select(_RUNS.c.workflow_id, _RUNS.c.status).where(_RUNS.c.run_id == bindparam("p_run"))
+_RUN_END = update(_RUNS).where(_RUNS.c.run_id == bindparam("p_run")).values(
+    status=bindparam("p_status"), result=bindparam("p_result", type_=_RUNS.c.result.type), error=bindparam("p_error", type_=_RUNS.c.error.type),
+    ended_at=bindparam("p_ended", type_=_RUNS.c.ended_at.type), updated_at=bindparam("p_now", type_=_RUNS.c.updated_at.type),
+)
+_CLOSE_WAITS = update(_WAITS).where(_WAITS.c.run_id == bindparam("p_run"), _WAITS.c.status == "WAITING").values(
+    status="CANCELED", resolved_at=bindparam("p_ended", type_=_WAITS.c.resolved_at.type),
+)
+_CLOSE_TASKS = update(_TASKS).where(_TASKS.c.run_id == bindparam("p_run"), _TASKS.c.status == "PENDING").values(
+    status="CANCELED", completed_at=bindparam("p_ended", type_=_TASKS.c.completed_at.type),
+)
 
 
 class _Heartbeat:

@@ -1,6 +1,6 @@
 """Persistence: SQLAlchemy models, engines and packaged alembic migrations."""
 
-from runtime_core.persistence._database import Database, Statement, normalize_url, utcnow
+from runtime_core.persistence._database import Database, Plan, Statement, ignore_outcomes, normalize_url, utcnow
 from runtime_core.persistence._migrate import current_revision, head_revision, upgrade
 from runtime_core.persistence._tables import (
     ActionInvocation,
@@ -30,6 +30,7 @@ __all__ = [
     "Database",
     "DefinitionVersion",
     "EventDelivery",
+    "Plan",
     "RedactionRule",
     "RunAction",
     "RunRow",
@@ -44,6 +45,7 @@ __all__ = [
     "WorkflowDefinitionRow",
     "current_revision",
     "head_revision",
+    "ignore_outcomes",
     "normalize_url",
     "upgrade",
     "utcnow",

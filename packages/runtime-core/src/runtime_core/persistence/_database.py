@@ -7,10 +7,10 @@ import collections
 import contextlib
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import create_engine, event
 from sqlalchemy import exc as sa_exc
@@ -18,11 +18,17 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.util import await_only
 
-__all__ = ["Database", "Statement", "normalize_url", "utcnow"]
+__all__ = ["Database", "Plan", "Statement", "ignore_outcomes", "normalize_url", "utcnow"]
+
+_T = TypeVar("_T")
 
 #: One statement of a write: a SQLAlchemy Core statement and its parameters (a dict, or a list
 #: of dicts for executemany).
 Statement = tuple[Any, Any]
+#: A transaction written once for both drivers: a generator that yields statements and is sent
+#: each one's outcome (a ``SELECT``'s first row or ``None``; the rows another statement changed)
+#: and returns the transaction's result. An exception it raises rolls the transaction back.
+Plan = Generator[Statement, Any, _T]
 
 
 def utcnow() -> datetime:
@@ -194,12 +200,11 @@ class DirectSQLite:
         """The first row of a read statement, or ``None`` (in the read thread)."""
         return await asyncio.get_running_loop().run_in_executor(self._thread("read"), self._first, statement, parameters)
 
-    async def write(self, statements: Sequence[Statement]) -> list[int]:
-        """Execute ``statements`` in one transaction in the write thread, holding the writer gate;
-        the rows each one changed."""
+    async def transaction(self, plan: Callable[[], Plan[_T]]) -> _T:
+        """Drive ``plan()`` in one transaction in the write thread, holding the writer gate."""
         gate = await self.gate.acquire()
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._thread("write"), self._write, statements)
+            return await asyncio.get_running_loop().run_in_executor(self._thread("write"), self._transaction, plan)
         finally:
             gate.release()
 
@@ -238,27 +243,38 @@ class DirectSQLite:
             raise _wrapped(compiled.sql, err) from None
         return None if raw is None else compiled.row(raw)
 
-    def _write(self, statements: Sequence[Statement]) -> list[int]:
+    def _transaction(self, plan: Callable[[], Plan[_T]]) -> _T:
         conn = self._connection()
         sql = "BEGIN IMMEDIATE"
-        counts: list[int] = []
         try:
             conn.execute(sql)
-            for statement, parameters in statements:
+            steps = plan()
+            outcome: Any = None
+            while True:
+                try:
+                    statement, parameters = steps.send(outcome)
+                except StopIteration as stop:
+                    result: _T = stop.value
+                    break
                 if isinstance(parameters, list):
                     if not parameters:
-                        counts.append(0)
+                        outcome = 0
                         continue
                     compiled = self._statement(statement, parameters[0])
                     sql = compiled.sql
-                    counts.append(conn.executemany(sql, [compiled.bind(p) for p in parameters]).rowcount)
+                    outcome = conn.executemany(sql, [compiled.bind(p) for p in parameters]).rowcount
                 else:
                     compiled = self._statement(statement, parameters)
                     sql = compiled.sql
-                    counts.append(conn.execute(sql, compiled.bind(parameters)).rowcount)
+                    cursor = conn.execute(sql, compiled.bind(parameters))
+                    if _is_select(statement):
+                        raw = cursor.fetchone()
+                        outcome = None if raw is None else compiled.row(raw)
+                    else:
+                        outcome = cursor.rowcount
             sql = "COMMIT"
             conn.execute(sql)
-            return counts
+            return result
         except BaseException as err:
             try:
                 if conn.in_transaction:
@@ -278,6 +294,27 @@ class DirectSQLite:
             with contextlib.suppress(RuntimeError):
                 executor.submit(self._drop_connection).result()
             executor.shutdown(wait=True)
+
+
+def _is_select(statement: Any) -> bool:
+    return bool(getattr(statement, "is_select", False))
+
+
+def ignore_outcomes(statements: Sequence[Statement]) -> Plan[None]:
+    """Statements for a plan's ``yield from`` when their outcomes do not matter.
+
+    A loop, not ``yield from statements``: a list's iterator cannot be sent the outcomes.
+    """
+    for statement in statements:  # noqa: UP028
+        yield statement
+
+
+def _counts(statements: Sequence[Statement]) -> Plan[list[int]]:
+    """The plan of :meth:`Database.write`: each statement, collecting the rows it changed."""
+    counts: list[int] = []
+    for statement in statements:
+        counts.append((yield statement))
+    return counts
 
 
 def _wrapped(sql: str, err: sqlite3.Error) -> sa_exc.DBAPIError:
@@ -328,13 +365,29 @@ class Database:
         """Execute ``statements`` in order, in one transaction; the rows each one changed."""
         if not statements:
             return []
+        return await self.transaction(lambda: _counts(statements))
+
+    async def transaction(self, plan: Callable[[], Plan[_T]]) -> _T:
+        """Run ``plan()`` (see :data:`Plan`) in one transaction and return its result.
+
+        On a SQLite file the whole plan runs in one thread hand-off (:class:`DirectSQLite`);
+        elsewhere each statement runs on an async connection. The plan is written once for both.
+        """
         if self.direct is not None:
-            return await self.direct.write(statements)
-        counts: list[int] = []
+            return await self.direct.transaction(plan)
         async with self.engine.begin() as conn:
-            for statement, parameters in statements:
-                counts.append((await conn.execute(statement, parameters)).rowcount)
-        return counts
+            steps = plan()
+            outcome: Any = None
+            while True:
+                try:
+                    statement, parameters = steps.send(outcome)
+                except StopIteration as stop:
+                    return cast(_T, stop.value)
+                if isinstance(parameters, list) and not parameters:
+                    outcome = 0
+                    continue
+                result = await conn.execute(statement, parameters)
+                outcome = result.first() if _is_select(statement) else result.rowcount
 
     async def dispose(self) -> None:
         """Close every pooled connection."""
