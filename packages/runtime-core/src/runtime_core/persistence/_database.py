@@ -10,7 +10,7 @@ import threading
 from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any, TypeVar, cast
+from typing import Any, Generic, TypeVar, cast
 
 from sqlalchemy import create_engine, event
 from sqlalchemy import exc as sa_exc
@@ -248,18 +248,11 @@ class DirectSQLite:
         sql = "BEGIN IMMEDIATE"
         try:
             conn.execute(sql)
-            steps = plan()
+            steps = _Steps(plan)
             outcome: Any = None
-            while True:
-                try:
-                    statement, parameters = steps.send(outcome)
-                except StopIteration as stop:
-                    result: _T = stop.value
-                    break
+            while (step := steps.next(outcome)) is not None:
+                statement, parameters = step
                 if isinstance(parameters, list):
-                    if not parameters:
-                        outcome = 0
-                        continue
                     compiled = self._statement(statement, parameters[0])
                     sql = compiled.sql
                     outcome = conn.executemany(sql, [compiled.bind(p) for p in parameters]).rowcount
@@ -274,7 +267,7 @@ class DirectSQLite:
                         outcome = cursor.rowcount
             sql = "COMMIT"
             conn.execute(sql)
-            return result
+            return steps.result
         except BaseException as err:
             try:
                 if conn.in_transaction:
@@ -294,6 +287,26 @@ class DirectSQLite:
             with contextlib.suppress(RuntimeError):
                 executor.submit(self._drop_connection).result()
             executor.shutdown(wait=True)
+
+
+class _Steps(Generic[_T]):
+    """Walks a plan for a driver: :meth:`next` gives the next statement to run (an executemany of
+    no rows is answered 0 here), ``None`` once the plan has returned its :attr:`result`."""
+
+    def __init__(self, plan: Callable[[], Plan[_T]]) -> None:
+        self._plan = plan()
+        self.result: _T
+
+    def next(self, outcome: Any) -> Statement | None:
+        """Send ``outcome`` (the previous statement's) and get the next statement."""
+        try:
+            step = self._plan.send(outcome)
+            while isinstance(step[1], list) and not step[1]:
+                step = self._plan.send(0)
+        except StopIteration as stop:
+            self.result = stop.value
+            return None
+        return step
 
 
 def _is_select(statement: Any) -> bool:
@@ -376,18 +389,12 @@ class Database:
         if self.direct is not None:
             return await self.direct.transaction(plan)
         async with self.engine.begin() as conn:
-            steps = plan()
+            steps = _Steps(plan)
             outcome: Any = None
-            while True:
-                try:
-                    statement, parameters = steps.send(outcome)
-                except StopIteration as stop:
-                    return cast(_T, stop.value)
-                if isinstance(parameters, list) and not parameters:
-                    outcome = 0
-                    continue
-                result = await conn.execute(statement, parameters)
-                outcome = result.first() if _is_select(statement) else result.rowcount
+            while (step := steps.next(outcome)) is not None:
+                result = await conn.execute(*step)
+                outcome = result.first() if _is_select(step[0]) else result.rowcount
+            return steps.result
 
     async def dispose(self) -> None:
         """Close every pooled connection."""
