@@ -150,6 +150,25 @@ async def test_another_process_holding_the_lock_is_database_unavailable(database
     assert await database.first(select(StepRow.status).where(StepRow.run_id == "L"), {}) == ("RUNNING",)
 
 
+async def test_a_gate_held_too_long_is_sqlalchemys_operational_error(database: Database) -> None:
+    """This process's other writers holding the gate past its timeout ends in SQLAlchemy's
+    ``OperationalError``, as on the async path (the reliability suite's SQLite-lock test found it
+    escaping as ``sqlite3``'s own, which the activity logged as a bookkeeping bug with a traceback)."""
+    from sqlalchemy.exc import OperationalError
+
+    from runtime_core.activities import is_database_unavailable
+
+    assert database.writer_gate is not None
+    database.writer_gate.timeout = 0.2
+    gate = await database.writer_gate.acquire()
+    try:
+        with pytest.raises(OperationalError, match="other writers held it") as caught:
+            await database.write(projection_statements("sqlite", "acme", "T", [{"kind": "step", "seq": 1, "stepId": "a", "stepPath": "a", "type": "action.call", "status": "RUNNING"}]))
+        assert is_database_unavailable(caught.value)
+    finally:
+        gate.release()
+
+
 async def test_the_database_works_again_after_dispose(database: Database) -> None:
     """``dispose`` stops the threads and closes the connections; the next use brings them back."""
     await database.dispose()

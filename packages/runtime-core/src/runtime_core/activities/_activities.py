@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
@@ -97,7 +98,8 @@ def is_database_unavailable(err: BaseException) -> bool:
             return True
         code = getattr(err.orig, "sqlstate", None) or getattr(err.orig, "pgcode", None)
         return isinstance(code, str) and (code[:2] in _RETRY_SQLSTATE_CLASSES or code in _RETRY_SQLSTATES)
-    return isinstance(err, (sa_exc.TimeoutError, sa_exc.DisconnectionError, ConnectionError, TimeoutError))
+    # sqlite3's own OperationalError (locked, busy, I/O) where no SQLAlchemy layer wrapped it
+    return isinstance(err, (sa_exc.TimeoutError, sa_exc.DisconnectionError, ConnectionError, TimeoutError, sqlite3.OperationalError))
 
 
 def _short(err: BaseException) -> str:

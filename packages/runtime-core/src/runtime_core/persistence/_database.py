@@ -202,7 +202,10 @@ class DirectSQLite:
 
     async def transaction(self, plan: Callable[[], Plan[_T]]) -> _T:
         """Drive ``plan()`` in one transaction in the write thread, holding the writer gate."""
-        gate = await self.gate.acquire()
+        try:
+            gate = await self.gate.acquire()
+        except sqlite3.Error as err:  # this process's other writers held it too long
+            raise _wrapped("BEGIN IMMEDIATE", err) from None
         try:
             return await asyncio.get_running_loop().run_in_executor(self._thread("write"), self._transaction, plan)
         finally:
@@ -222,8 +225,12 @@ class DirectSQLite:
         if conn is None:
             # autocommit mode: this class issues BEGIN and COMMIT itself
             conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
-            _sqlite_pragmas(conn, None)
-            conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
+            try:
+                _sqlite_pragmas(conn, None)
+                conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
+            except BaseException:
+                conn.close()
+                raise
             self._local.conn = conn
         return conn
 
@@ -239,13 +246,17 @@ class DirectSQLite:
         try:
             raw = self._connection().execute(compiled.sql, compiled.bind(parameters)).fetchone()
         except sqlite3.Error as err:
-            self._drop_connection()
+            if not _keeps_connection(err):
+                self._drop_connection()
             raise _wrapped(compiled.sql, err) from None
         return None if raw is None else compiled.row(raw)
 
     def _transaction(self, plan: Callable[[], Plan[_T]]) -> _T:
-        conn = self._connection()
         sql = "BEGIN IMMEDIATE"
+        try:
+            conn = self._connection()
+        except sqlite3.Error as err:
+            raise _wrapped(sql, err) from None
         try:
             conn.execute(sql)
             steps = _Steps(plan)
@@ -275,7 +286,7 @@ class DirectSQLite:
             except sqlite3.Error:
                 self._drop_connection()
             if isinstance(err, sqlite3.Error):
-                if not isinstance(err, sqlite3.IntegrityError):
+                if not _keeps_connection(err):
                     self._drop_connection()
                 raise _wrapped(sql, err) from None
             raise
@@ -307,6 +318,15 @@ class _Steps(Generic[_T]):
             self.result = stop.value
             return None
         return step
+
+
+#: SQLite's result codes that leave a connection usable: busy, locked, a constraint.
+_USABLE_AFTER = (5, 6, 19)
+
+
+def _keeps_connection(err: sqlite3.Error) -> bool:
+    """Whether the connection stays usable after ``err`` (another process's lock, a duplicate key)."""
+    return isinstance(err, sqlite3.IntegrityError) or (getattr(err, "sqlite_errorcode", None) or 0) & 0xFF in _USABLE_AFTER
 
 
 def _is_select(statement: Any) -> bool:
