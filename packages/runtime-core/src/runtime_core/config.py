@@ -33,7 +33,7 @@ SETTINGS_DOC = {
     "WFR_WORKFLOW_SANDBOX": (
         "0",
         "1: the workflow-worker runs the interpreter workflow inside Temporal's workflow sandbox, which turns a non-deterministic call (host clock, "
-        "random, I/O) into a task failure at run time but costs about a quarter of the worker's throughput; 0 (default) runs it directly "
+        "random, I/O) into a task failure at run time but costs about a fifth of a worker's short-action throughput; 0 (default) runs it directly "
         "(the interpreter is the runtime's own code, checked for such calls by its tests). Runs move freely between workers either way.",
     ),
     "WFR_TRACING": (

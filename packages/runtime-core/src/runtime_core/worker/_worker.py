@@ -40,7 +40,8 @@ def workflow_runner(*, sandboxed: bool = False) -> WorkflowRunner:
     own code, not the authors' (they write JSON), and its determinism is checked by its tests:
     the replay corpus replays under the sandbox too, and a source scan forbids host clocks,
     random and I/O in workflow code (tests/test_replay.py). Measured, the sandbox cost about a
-    quarter of the workflow-worker's throughput, so it runs the interpreter directly unless
+    fifth of the workflow-worker's short-action throughput (a quarter before the action path got
+    cheaper), so it runs the interpreter directly unless
     ``WFR_WORKFLOW_SANDBOX=1`` (``sandboxed=True``) asks for the sandbox (docs/performance.md).
     Both run the same code: runs move between workers of either kind.
     """
