@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sqlite3
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
@@ -42,6 +41,7 @@ from runtime_core.persistence import (
     TaskDefinition,
     TaskRow,
     WaitRow,
+    execute_statements,
     ignore_outcomes,
     utcnow,
 )
@@ -98,8 +98,7 @@ def is_database_unavailable(err: BaseException) -> bool:
             return True
         code = getattr(err.orig, "sqlstate", None) or getattr(err.orig, "pgcode", None)
         return isinstance(code, str) and (code[:2] in _RETRY_SQLSTATE_CLASSES or code in _RETRY_SQLSTATES)
-    # sqlite3's own OperationalError (locked, busy, I/O) where no SQLAlchemy layer wrapped it
-    return isinstance(err, (sa_exc.TimeoutError, sa_exc.DisconnectionError, ConnectionError, TimeoutError, sqlite3.OperationalError))
+    return isinstance(err, (sa_exc.TimeoutError, sa_exc.DisconnectionError, ConnectionError, TimeoutError))
 
 
 def _short(err: BaseException) -> str:
@@ -211,6 +210,7 @@ class RuntimeActivities:
         heartbeat = _Heartbeat() if activity.in_activity() and not activity.info().is_local else None
         progress = _ProgressWrite(lambda: self._finish_step(req, "STARTED", None), self.progress_after) if self.progress_after is not None else None
         spec = self.registry.get(req.action_id, req.action_version) if req.mock is None else None
+        done: list[dict[str, Any]] = []  # the committed rows of a successful attempt, for the metrics
         try:
             try:
                 if spec is not None and spec.uses_database:
@@ -221,7 +221,8 @@ class RuntimeActivities:
                             await apply_projections(conn, req.tenant, req.run_id, _rows(req, "SUCCEEDED", started))
                         else:
                             output = await self._invoke(req, conn, used)
-                            await self._record(conn, req, output, started)
+                            done = _rows(req, "SUCCEEDED", started)
+                            await execute_statements(conn, self._record_statements(req, output, done))
                     if recorded is not None:
                         return _replayed(req, recorded[0])
                 else:
@@ -231,7 +232,8 @@ class RuntimeActivities:
                         await self.database.write(self._rows_statements(req, _rows(req, "SUCCEEDED", started)))
                         return _replayed(req, recorded[0])
                     output = await self._invoke(req, _NO_CONNECTION, used)
-                    await self.database.write(self._record_statements(req, output, started))
+                    done = _rows(req, "SUCCEEDED", started)
+                    await self.database.write(self._record_statements(req, output, done))
             finally:
                 if progress is not None:
                     await progress.settle()
@@ -269,24 +271,19 @@ class RuntimeActivities:
             if heartbeat is not None:
                 heartbeat.stop()
         metrics.observe_action(req.action_id, "succeeded")
-        metrics.observe_rows(_rows(req, "SUCCEEDED", started))
+        metrics.observe_rows(done)
         if self.on_committed is not None:
             await self.on_committed(req)
         return ActionResult(output=output)
 
-    async def _record(self, conn: AsyncConnection, req: ActionRequest, output: Any, started: Any) -> None:
-        """Write :meth:`_record_statements` on the action's own connection."""
-        for statement, parameters in self._record_statements(req, output, started):
-            await conn.execute(statement, parameters)
-
-    def _record_statements(self, req: ActionRequest, output: Any, started: Any) -> list[Statement]:
-        """The attempt's ledger row and its SUCCEEDED step row (with the buffered rows before it)."""
+    def _record_statements(self, req: ActionRequest, output: Any, rows: list[dict[str, Any]]) -> list[Statement]:
+        """The attempt's ledger row and ``rows``: the buffered rows and its SUCCEEDED step row."""
         ledger = {
             "tenant": req.tenant, "idempotency_key": req.idempotency_key, "run_id": req.run_id, "step_seq": req.seq,
             "step_path": req.step_path, "action_id": req.action_id, "action_version": req.action_version, "attempt": req.attempt,
             "mocked": req.mock is not None, "input": redact(req.input), "output": output, "created_at": utcnow(),
         }
-        return [(_LEDGER_INSERT, ledger), *self._rows_statements(req, _rows(req, "SUCCEEDED", started))]
+        return [(_LEDGER_INSERT, ledger), *self._rows_statements(req, rows)]
 
     def _rows_statements(self, req: ActionRequest, rows: list[dict[str, Any]]) -> list[Statement]:
         return projection_statements(self.database.dialect, req.tenant, req.run_id, rows)

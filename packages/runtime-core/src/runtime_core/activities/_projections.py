@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, func, insert, literal_column, or_, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from runtime_core.persistence import RunRow, RunSnapshot, Statement, StepRow, TaskRow, WaitRow, utcnow
+from runtime_core.persistence import RunRow, RunSnapshot, Statement, StepRow, TaskRow, WaitRow, execute_statements, utcnow
 from runtime_core.persistence._upsert import dialect_of, greatest, insert_for, table_of
 from runtime_core.secrets import redact
 
@@ -42,8 +42,7 @@ async def apply_projections(session: AsyncSession | AsyncConnection, tenant: str
     Activity retries may re-deliver rows, so every write is idempotent: steps and waits are
     keyed by ``(run_id, seq)``, a child's run row by its id.
     """
-    for statement, parameters in projection_statements(dialect_of(session), tenant, run_id, rows):
-        await session.execute(statement, parameters)
+    await execute_statements(session, projection_statements(dialect_of(session), tenant, run_id, rows))
 
 
 def projection_statements(dialect: str, tenant: str, run_id: str, rows: list[dict[str, Any]]) -> list[Statement]:

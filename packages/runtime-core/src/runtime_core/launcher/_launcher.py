@@ -47,14 +47,6 @@ _RECORD_START = update(_RUNS).where(_RUNS.c.run_id == bindparam("p_run"), _RUNS.
 _REMOVE_UNSTARTED = delete(_RUNS).where(_RUNS.c.run_id == bindparam("p_run"), _RUNS.c.temporal_run_id.is_(None))
 
 
-@dataclass(frozen=True)
-class _Version:
-    """A published version's document and its pinned hash."""
-
-    document: dict[str, Any]
-    definition_hash: str
-
-
 def launch_fingerprint(workflow_id: str, version: int | None, payload: Any) -> str:
     """What a launch asked for (workflow, version as asked, payload), to tell a retry from a different launch."""
     return hashlib.sha256(canonical_json([workflow_id, version, payload]).encode("utf-8", "surrogatepass")).hexdigest()
@@ -287,14 +279,13 @@ class Launcher:
         return LaunchedRun(run_id, tenant, workflow_id, version, temporal_id, temporal_run_id)
 
 
-async def _load_version(database: Database, tenant: str, workflow_id: str, version: int) -> _Version:
-    """A published version whose stored document still matches its pinned hash.
+async def _load_version(database: Database, tenant: str, workflow_id: str, version: int) -> Any:
+    """A published version's row (``document``, ``definition_hash``) whose stored document still matches its pinned hash.
 
     Raises:
         LaunchError: Not published for this tenant, or altered outside publishing.
     """
-    found = await database.first(_VERSION, {"p_tenant": tenant, "p_workflow": workflow_id, "p_version": version})
-    row = None if found is None else _Version(document=found[0], definition_hash=found[1])
+    row = await database.first(_VERSION, {"p_tenant": tenant, "p_workflow": workflow_id, "p_version": version})
     if row is None:
         raise LaunchError(f"workflow {workflow_id!r} version {version} is not published for tenant {tenant!r}")
     if definition_hash(row.document) != row.definition_hash:

@@ -1,6 +1,6 @@
 """Persistence: SQLAlchemy models, engines and packaged alembic migrations."""
 
-from runtime_core.persistence._database import Database, Plan, Statement, ignore_outcomes, normalize_url, utcnow
+from runtime_core.persistence._database import Database, Plan, Statement, execute_statements, ignore_outcomes, normalize_url, utcnow
 from runtime_core.persistence._migrate import current_revision, head_revision, upgrade
 from runtime_core.persistence._tables import (
     ActionInvocation,
@@ -44,6 +44,7 @@ __all__ = [
     "WaitRow",
     "WorkflowDefinitionRow",
     "current_revision",
+    "execute_statements",
     "head_revision",
     "ignore_outcomes",
     "normalize_url",

@@ -15,10 +15,10 @@ from typing import Any, Generic, TypeVar, cast
 from sqlalchemy import create_engine, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.util import await_only
 
-__all__ = ["Database", "Plan", "Statement", "ignore_outcomes", "normalize_url", "utcnow"]
+__all__ = ["Database", "Plan", "Statement", "execute_statements", "ignore_outcomes", "normalize_url", "utcnow"]
 
 _T = TypeVar("_T")
 
@@ -340,6 +340,12 @@ def ignore_outcomes(statements: Sequence[Statement]) -> Plan[None]:
     """
     for statement in statements:  # noqa: UP028
         yield statement
+
+
+async def execute_statements(conn: AsyncConnection | AsyncSession, statements: Sequence[Statement]) -> None:
+    """Execute ``statements`` in order on a connection or session whose transaction the caller holds."""
+    for statement, parameters in statements:
+        await conn.execute(statement, parameters)
 
 
 def _counts(statements: Sequence[Statement]) -> Plan[list[int]]:
